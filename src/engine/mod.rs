@@ -1,0 +1,237 @@
+//! The policy engine: a pure function from an admission input and a policy set
+//! to a [`Decision`]. Nothing in this module performs I/O, reads the clock, logs
+//! or records metrics; the server records those around [`evaluate`].
+
+pub mod controller;
+pub mod glob;
+pub mod object;
+pub mod patch;
+pub mod policy;
+pub mod rules;
+
+use std::collections::BTreeMap;
+
+pub use controller::{ControllerMap, Family};
+pub use object::{Kind, Object};
+pub use patch::PatchBuilder;
+pub use policy::{
+    Action, Environment, Exception, ExistingViolations, Match, Operation, Policy, PolicySet,
+};
+
+/// Which webhook asks: validating policies answer `/validate`, mutating
+/// policies answer `/mutate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Validate,
+    Mutate,
+}
+
+/// The user making the request, as the API server reports it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct User<'a> {
+    pub username: &'a str,
+    pub groups: &'a [String],
+}
+
+/// Everything the engine needs about one admission request.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub stage: Stage,
+    pub operation: Operation,
+    /// The request's kind (`request.kind.kind`); compared case-insensitively.
+    pub kind: Kind,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub user: User<'a>,
+    pub object: Option<&'a Object>,
+    pub old_object: Option<&'a Object>,
+    pub dry_run: bool,
+}
+
+/// The labels of the request's namespace, as far as they are known.
+#[derive(Clone, Copy, Debug)]
+pub enum NamespaceLabels<'a> {
+    Known(&'a BTreeMap<String, String>),
+    /// The namespace is not (yet) known: every environment whose selector could
+    /// match is assumed to match (fail safe).
+    Unknown,
+}
+
+/// Where the engine gets namespace labels from.
+pub trait Namespaces {
+    fn labels(&self, namespace: &str) -> NamespaceLabels<'_>;
+}
+
+/// No cluster: every namespace has no labels, so name globs alone decide.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLabels;
+
+static EMPTY_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+impl Namespaces for NoLabels {
+    fn labels(&self, _namespace: &str) -> NamespaceLabels<'_> {
+        NamespaceLabels::Known(&EMPTY_LABELS)
+    }
+}
+
+impl Namespaces for BTreeMap<String, BTreeMap<String, String>> {
+    fn labels(&self, namespace: &str) -> NamespaceLabels<'_> {
+        NamespaceLabels::Known(self.get(namespace).unwrap_or(&EMPTY_LABELS))
+    }
+}
+
+/// What a rule found wrong with an object. The text is `<what is wrong>; <how
+/// to fix>`, without the policy and object prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// Counts against the policy: denied, warned or audited per its action.
+    Violation(String),
+    /// Always a warning, whatever the policy's action (e.g. an accepted but
+    /// weaker configuration).
+    Warning(String),
+}
+
+/// How one matched policy came out, for the `portcullis_policy_results_total` metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// The object could not be read as its kind.
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyResult {
+    /// Index into [`PolicySet::policies`].
+    pub policy: usize,
+    pub outcome: Outcome,
+}
+
+/// One line of a denial, warning or audit message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Index into [`PolicySet::policies`].
+    pub policy: usize,
+    /// The full line: `[<policy>] <Kind> <namespace>/<name>: <what>; <fix>`.
+    pub message: String,
+}
+
+/// The engine's answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decision {
+    /// Denying violations, in policy order. Empty means allowed.
+    pub violations: Vec<Violation>,
+    /// Warning lines for the client (`Warning:` in kubectl).
+    pub warnings: Vec<String>,
+    /// Violations of `Audit` policies: allowed, recorded only.
+    pub audits: Vec<Violation>,
+    /// One merged RFC 6902 patch (empty when nothing changes).
+    pub patch: json_patch::Patch,
+    /// Indexes of the policies that contributed to the patch.
+    pub mutated_by: Vec<usize>,
+    /// One entry per matched policy that was evaluated.
+    pub results: Vec<PolicyResult>,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The denial message: one line per violation.
+    pub fn message(&self) -> String {
+        let lines: Vec<&str> = self.violations.iter().map(|v| v.message.as_str()).collect();
+        lines.join("\n")
+    }
+}
+
+/// Evaluates one admission request against the policy set.
+pub fn evaluate(input: &Input<'_>, policies: &PolicySet, namespaces: &dyn Namespaces) -> Decision {
+    let mut decision = Decision::default();
+    if !matches!(input.operation, Operation::Create | Operation::Update) {
+        return decision;
+    }
+    let Some(object) = input.object else {
+        return decision;
+    };
+    let labels = namespaces.labels(input.namespace);
+    let controller = match object {
+        Object::Ingress(ingress) => policies.controllers().family_of(ingress),
+        _ => None,
+    };
+    let mut patch = PatchBuilder::default();
+
+    for (index, policy) in policies.policies().iter().enumerate() {
+        if policy.rule().stage() != input.stage
+            || !policy.applies_to(input, labels, policies.environments())
+            || policy.is_excepted(&input.user)
+        {
+            continue;
+        }
+        let subject = rules::Subject { object, controller };
+        if input.stage == Stage::Mutate {
+            let before = patch.len();
+            policy.rule().mutate(&subject, &mut patch);
+            if patch.len() > before {
+                decision.mutated_by.push(index);
+            }
+            continue;
+        }
+
+        let findings = match object {
+            Object::Invalid { error, .. } => vec![Finding::Violation(format!(
+                "the object cannot be read as a {}: {error}; correct the manifest",
+                input.kind.as_str()
+            ))],
+            _ => policy.rule().check(&subject),
+        };
+        let mut outcome = Outcome::Pass;
+        if matches!(object, Object::Invalid { .. }) {
+            outcome = Outcome::Error;
+        }
+        let mut old_findings: Option<Vec<Finding>> = None;
+        for finding in findings {
+            let text = match &finding {
+                Finding::Warning(text) => {
+                    if policy.action() != Action::Audit {
+                        decision.warnings.push(policy.line(input, text));
+                    }
+                    continue;
+                }
+                Finding::Violation(text) => text,
+            };
+            if outcome == Outcome::Pass {
+                outcome = Outcome::Fail;
+            }
+            let existed = policy.existing_violations() == ExistingViolations::Warn
+                && input.operation == Operation::Update
+                && old_findings
+                    .get_or_insert_with(|| old_violations(input, policy, policies.controllers()))
+                    .contains(&finding);
+            let line = policy.line(input, text);
+            match (policy.action(), existed) {
+                (Action::Deny, false) => decision.violations.push(Violation { policy: index, message: line }),
+                (Action::Deny, true) => decision
+                    .warnings
+                    .push(format!("{line} (already present before this update, allowed for now)")),
+                (Action::Warn, _) => decision.warnings.push(line),
+                (Action::Audit, _) => decision.audits.push(Violation { policy: index, message: line }),
+            }
+        }
+        decision.results.push(PolicyResult { policy: index, outcome });
+    }
+    decision.patch = patch.build();
+    decision
+}
+
+/// The violations the object had before this update, to recognise existing ones.
+fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMap) -> Vec<Finding> {
+    match input.old_object {
+        Some(old @ Object::Service(_)) => policy.rule().check(&rules::Subject { object: old, controller: None }),
+        Some(old @ Object::Ingress(ingress)) => {
+            let controller = controllers.family_of(ingress);
+            policy.rule().check(&rules::Subject { object: old, controller })
+        }
+        _ => Vec::new(),
+    }
+}

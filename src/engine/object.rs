@@ -1,0 +1,141 @@
+//! The objects portcullis understands, parsed into typed k8s-openapi structs.
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The kind of the object under review. Parsed case-insensitively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Service,
+    Ingress,
+    /// Any kind portcullis has no rules for: always allowed.
+    Other,
+}
+
+impl Kind {
+    /// Kinds are compared case-insensitively: `service`, `SERVICE` and `Service`
+    /// are the same kind.
+    pub fn parse(kind: &str) -> Kind {
+        if kind.eq_ignore_ascii_case("Service") {
+            Kind::Service
+        } else if kind.eq_ignore_ascii_case("Ingress") {
+            Kind::Ingress
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// The canonical spelling, for messages and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Service => "Service",
+            Kind::Ingress => "Ingress",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// An object under review.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    Service(Box<Service>),
+    Ingress(Box<Ingress>),
+    /// A kind portcullis has no rules for; never inspected.
+    Other,
+    /// A Service or Ingress whose JSON does not fit the typed schema.
+    Invalid { kind: Kind, error: String },
+}
+
+impl Object {
+    /// Parses an object's JSON as the given kind.
+    pub fn from_json(kind: Kind, json: &str) -> Object {
+        fn typed<T: serde::de::DeserializeOwned>(kind: Kind, json: &str, wrap: fn(Box<T>) -> Object) -> Object {
+            match serde_json::from_str::<T>(json) {
+                Ok(value) => wrap(Box::new(value)),
+                Err(error) => Object::Invalid { kind, error: error.to_string() },
+            }
+        }
+        match kind {
+            Kind::Service => typed(kind, json, Object::Service),
+            Kind::Ingress => typed(kind, json, Object::Ingress),
+            Kind::Other => Object::Other,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Service(_) => Kind::Service,
+            Object::Ingress(_) => Kind::Ingress,
+            Object::Other => Kind::Other,
+            Object::Invalid { kind, .. } => *kind,
+        }
+    }
+
+    pub fn metadata(&self) -> Option<&ObjectMeta> {
+        match self {
+            Object::Service(service) => Some(&service.metadata),
+            Object::Ingress(ingress) => Some(&ingress.metadata),
+            Object::Other | Object::Invalid { .. } => None,
+        }
+    }
+
+    /// The value of an annotation, if set.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        annotation(self.metadata()?, key)
+    }
+}
+
+/// The value of an annotation, if set.
+pub fn annotation<'a>(metadata: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Parses a boolean the way Go's `strconv.ParseBool` does, which is what the
+/// ingress controllers use for their annotations: `1 t T TRUE true True` and
+/// `0 f F FALSE false False`. Anything else is `None` (the controller then
+/// falls back to its default).
+pub fn parse_go_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_case_insensitive() {
+        assert_eq!(Kind::parse("service"), Kind::Service);
+        assert_eq!(Kind::parse("SERVICE"), Kind::Service);
+        assert_eq!(Kind::parse("iNgReSs"), Kind::Ingress);
+        assert_eq!(Kind::parse("Pod"), Kind::Other);
+    }
+
+    #[test]
+    fn go_booleans_follow_strconv_parse_bool() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_go_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_go_bool(f), Some(false), "{f}");
+        }
+        for other in ["", "yes", "no", "fAlse", " false"] {
+            assert_eq!(parse_go_bool(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn an_object_that_does_not_fit_the_schema_is_invalid() {
+        let object = Object::from_json(Kind::Service, r#"{"spec":{"ports":"eighty"}}"#);
+        match object {
+            Object::Invalid { kind: Kind::Service, error } => {
+                assert!(error.starts_with("invalid type: string \"eighty\", expected a sequence"), "{error}")
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! Policies and environments in their validated, compiled form. The YAML
+//! documents deserialize straight into these types (globs and selectors are
+//! compiled while deserializing); [`Policy::new`] and [`PolicySet::new`] check
+//! what needs the whole set (environment names, kinds a rule supports).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Deserialize;
+
+use super::controller::ControllerMap;
+use super::glob::Globs;
+use super::object::Kind;
+use super::rules::Rule;
+use super::{Input, NamespaceLabels, User};
+
+/// What a failing policy does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum Action {
+    /// Reject the request with the message.
+    #[default]
+    Deny,
+    /// Allow it, with a `Warning:` for the client.
+    Warn,
+    /// Allow it silently; counted in metrics and in the audit annotations.
+    Audit,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deny => "deny",
+            Action::Warn => "warn",
+            Action::Audit => "audit",
+        }
+    }
+}
+
+/// How an UPDATE is judged when the old object broke the rule the same way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum ExistingViolations {
+    /// Like any other violation.
+    #[default]
+    Deny,
+    /// Downgraded to a warning, so legacy objects can still be changed.
+    Warn,
+}
+
+/// The admission operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+}
+
+/// `spec` of a `Policy` document.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySpec {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub action: Action,
+    #[serde(default)]
+    pub existing_violations: ExistingViolations,
+    #[serde(default, rename = "match")]
+    pub matches: MatchSpec,
+    #[serde(default)]
+    pub exceptions: Vec<Exception>,
+    pub rule: Rule,
+}
+
+/// `spec.match` of a `Policy` document.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Defaults to every kind the rule supports.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Defaults to CREATE and UPDATE.
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+    /// Environment names; empty means every namespace.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// Namespace globs; empty means every namespace.
+    #[serde(default)]
+    pub namespaces: Globs,
+    #[serde(default)]
+    pub exclude_namespaces: Globs,
+}
+
+/// Who may bypass a policy. An entry applies when any of its lists matches.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Exception {
+    /// Usernames (globs), e.g. `system:serviceaccount:ops:break-glass`.
+    #[serde(default)]
+    pub users: Globs,
+    #[serde(default)]
+    pub groups: Globs,
+    /// Service accounts as `namespace/name` (globs), e.g. `ops/*`.
+    #[serde(default)]
+    pub service_accounts: Globs,
+}
+
+impl Exception {
+    fn applies_to(&self, user: &User<'_>) -> bool {
+        self.users.matches(user.username)
+            || user.groups.iter().any(|group| self.groups.matches(group))
+            || (!self.service_accounts.is_empty()
+                && user
+                    .username
+                    .strip_prefix("system:serviceaccount:")
+                    .and_then(|rest| rest.split_once(':'))
+                    .is_some_and(|(ns, name)| self.service_accounts.matches(&format!("{ns}/{name}"))))
+    }
+}
+
+/// What a policy matches.
+#[derive(Clone, Debug)]
+pub struct Match {
+    pub kinds: Vec<Kind>,
+    pub operations: Vec<Operation>,
+    /// Indexes into [`PolicySet::environments`].
+    pub environments: Vec<usize>,
+    pub namespaces: Globs,
+    pub exclude_namespaces: Globs,
+}
+
+/// A validated policy.
+#[derive(Debug)]
+pub struct Policy {
+    name: String,
+    description: String,
+    action: Action,
+    existing_violations: ExistingViolations,
+    matches: Match,
+    exceptions: Vec<Exception>,
+    rule: Rule,
+}
+
+impl Policy {
+    /// Validates a policy against the known environments.
+    pub fn new(name: String, spec: PolicySpec, environments: &[Environment]) -> Result<Policy, String> {
+        let supported = spec.rule.kinds();
+        let kinds = if spec.matches.kinds.is_empty() {
+            supported.to_vec()
+        } else {
+            let mut kinds = Vec::new();
+            for written in &spec.matches.kinds {
+                let kind = Kind::parse(written);
+                if !supported.contains(&kind) {
+                    let names: Vec<&str> = supported.iter().map(|k| k.as_str()).collect();
+                    return Err(format!(
+                        "match.kinds: rule {} applies to {}, not to {written:?}",
+                        spec.rule.name(),
+                        names.join(" and ")
+                    ));
+                }
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+            kinds
+        };
+        let operations = if spec.matches.operations.is_empty() {
+            vec![Operation::Create, Operation::Update]
+        } else {
+            if let Some(op) =
+                spec.matches.operations.iter().find(|op| !matches!(op, Operation::Create | Operation::Update))
+            {
+                return Err(format!(
+                    "match.operations: {} carries no object to check; use CREATE and UPDATE",
+                    op.as_str()
+                ));
+            }
+            spec.matches.operations
+        };
+        let environments_idx = spec
+            .matches
+            .environments
+            .iter()
+            .map(|wanted| {
+                environments.iter().position(|env| &env.name == wanted).ok_or_else(|| {
+                    let known: Vec<&str> = environments.iter().map(|env| env.name.as_str()).collect();
+                    format!("match.environments: unknown environment {wanted:?} (known: {})", known.join(", "))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Policy {
+            name,
+            description: spec.description,
+            action: spec.action,
+            existing_violations: spec.existing_violations,
+            matches: Match {
+                kinds,
+                operations,
+                environments: environments_idx,
+                namespaces: spec.matches.namespaces,
+                exclude_namespaces: spec.matches.exclude_namespaces,
+            },
+            exceptions: spec.exceptions,
+            rule: spec.rule,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    pub fn action(&self) -> Action {
+        self.action
+    }
+    pub fn existing_violations(&self) -> ExistingViolations {
+        self.existing_violations
+    }
+    pub fn matches(&self) -> &Match {
+        &self.matches
+    }
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// Whether the policy applies to this request (kind, operation, namespace, environment).
+    pub fn applies_to(&self, input: &Input<'_>, labels: NamespaceLabels<'_>, environments: &[Environment]) -> bool {
+        let m = &self.matches;
+        m.kinds.contains(&input.kind)
+            && m.operations.contains(&input.operation)
+            && (m.namespaces.is_empty() || m.namespaces.matches(input.namespace))
+            && !m.exclude_namespaces.matches(input.namespace)
+            && (m.environments.is_empty()
+                || m.environments.iter().any(|&env| environments[env].contains(input.namespace, labels)))
+    }
+
+    /// Whether an exception lets this user bypass the policy.
+    pub fn is_excepted(&self, user: &User<'_>) -> bool {
+        self.exceptions.iter().any(|exception| exception.applies_to(user))
+    }
+
+    /// One message line: `[<policy>] <Kind> <namespace>/<name>: <text>`.
+    pub fn line(&self, input: &Input<'_>, text: &str) -> String {
+        format!("[{}] {} {}/{}: {text}", self.name, input.kind.as_str(), input.namespace, input.name)
+    }
+}
+
+/// `spec` of an `Environment` document.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentSpec {
+    #[serde(default)]
+    pub namespace_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub namespaces: Globs,
+}
+
+/// A named set of namespaces, such as `production`.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    name: String,
+    namespaces: Globs,
+    selector: Option<Selector>,
+}
+
+impl Environment {
+    pub fn new(name: String, spec: EnvironmentSpec) -> Result<Environment, String> {
+        let selector = spec.namespace_selector.map(Selector::new).transpose()?;
+        Ok(Environment { name, namespaces: spec.namespaces, selector })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A namespace belongs to the environment when its name matches a glob or
+    /// its labels match the selector. With unknown labels, a selector is
+    /// assumed to match (fail safe).
+    pub fn contains(&self, namespace: &str, labels: NamespaceLabels<'_>) -> bool {
+        self.namespaces.matches(namespace)
+            || self.selector.as_ref().is_some_and(|selector| match labels {
+                NamespaceLabels::Known(labels) => selector.matches(labels),
+                NamespaceLabels::Unknown => true,
+            })
+    }
+
+    pub fn namespace_globs(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.patterns()
+    }
+}
+
+/// A compiled Kubernetes label selector.
+#[derive(Clone, Debug)]
+struct Selector {
+    requirements: Vec<Requirement>,
+}
+
+#[derive(Clone, Debug)]
+enum Requirement {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+impl Selector {
+    fn new(selector: LabelSelector) -> Result<Selector, String> {
+        let mut requirements: Vec<Requirement> = selector
+            .match_labels
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| Requirement::In(key, vec![value]))
+            .collect();
+        for expr in selector.match_expressions.unwrap_or_default() {
+            let values = expr.values.unwrap_or_default();
+            let requirement = match expr.operator.as_str() {
+                "In" | "NotIn" if values.is_empty() => {
+                    return Err(format!("namespaceSelector: operator {} on {:?} needs values", expr.operator, expr.key));
+                }
+                "In" => Requirement::In(expr.key, values),
+                "NotIn" => Requirement::NotIn(expr.key, values),
+                "Exists" | "DoesNotExist" if !values.is_empty() => {
+                    return Err(format!("namespaceSelector: operator {} on {:?} takes no values", expr.operator, expr.key));
+                }
+                "Exists" => Requirement::Exists(expr.key),
+                "DoesNotExist" => Requirement::DoesNotExist(expr.key),
+                other => {
+                    return Err(format!(
+                        "namespaceSelector: unknown operator {other:?} (expected In, NotIn, Exists or DoesNotExist)"
+                    ));
+                }
+            };
+            requirements.push(requirement);
+        }
+        Ok(Selector { requirements })
+    }
+
+    /// Kubernetes semantics: every requirement must hold; an empty selector matches everything.
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.requirements.iter().all(|requirement| match requirement {
+            Requirement::In(key, values) => labels.get(key).is_some_and(|v| values.contains(v)),
+            Requirement::NotIn(key, values) => labels.get(key).is_none_or(|v| !values.contains(v)),
+            Requirement::Exists(key) => labels.contains_key(key),
+            Requirement::DoesNotExist(key) => !labels.contains_key(key),
+        })
+    }
+}
+
+/// A validated, ordered set of policies with the environments and ingress
+/// controller table they refer to.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    policies: Vec<Policy>,
+    environments: Vec<Environment>,
+    controllers: ControllerMap,
+}
+
+impl PolicySet {
+    pub fn new(policies: Vec<Policy>, environments: Vec<Environment>, controllers: ControllerMap) -> Self {
+        PolicySet { policies, environments, controllers }
+    }
+
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+    pub fn environments(&self) -> &[Environment] {
+        &self.environments
+    }
+    pub fn controllers(&self) -> &ControllerMap {
+        &self.controllers
+    }
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selector(yaml: &str) -> Selector {
+        Selector::new(serde_json::from_str(yaml).unwrap()).unwrap()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn selector_follows_kubernetes_semantics() {
+        let s = selector(
+            r#"{"matchLabels":{"environment":"production"},
+                "matchExpressions":[{"key":"tier","operator":"NotIn","values":["sandbox"]},
+                                    {"key":"team","operator":"Exists"}]}"#,
+        );
+        assert!(s.matches(&labels(&[("environment", "production"), ("team", "a")])));
+        assert!(!s.matches(&labels(&[("environment", "production")])));
+        assert!(!s.matches(&labels(&[("environment", "production"), ("team", "a"), ("tier", "sandbox")])));
+        assert!(!s.matches(&labels(&[("environment", "staging"), ("team", "a")])));
+        assert!(selector("{}").matches(&labels(&[])));
+    }
+
+    #[test]
+    fn selector_rejects_unknown_operators() {
+        let err = Selector::new(
+            serde_json::from_str(r#"{"matchExpressions":[{"key":"a","operator":"Like","values":["x"]}]}"#).unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(err, "namespaceSelector: unknown operator \"Like\" (expected In, NotIn, Exists or DoesNotExist)");
+    }
+
+    #[test]
+    fn environment_by_name_or_labels_and_fail_safe_when_unknown() {
+        let env = Environment::new(
+            "production".into(),
+            serde_json::from_str(
+                r#"{"namespaceSelector":{"matchLabels":{"environment":"production"}},"namespaces":["prod-*"]}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let none = labels(&[]);
+        let prod = labels(&[("environment", "production")]);
+        assert!(env.contains("prod-eu", NamespaceLabels::Known(&none)));
+        assert!(env.contains("shop", NamespaceLabels::Known(&prod)));
+        assert!(!env.contains("shop", NamespaceLabels::Known(&none)));
+        assert!(env.contains("shop", NamespaceLabels::Unknown));
+    }
+
+    #[test]
+    fn exceptions_by_user_group_and_service_account() {
+        let exception: Exception = serde_json::from_str(
+            r#"{"users":["alice"],"groups":["platform-admins"],"serviceAccounts":["ops/*"]}"#,
+        )
+        .unwrap();
+        let groups = vec!["system:authenticated".to_owned()];
+        let admins = vec!["platform-admins".to_owned()];
+        assert!(exception.applies_to(&User { username: "alice", groups: &groups }));
+        assert!(exception.applies_to(&User { username: "bob", groups: &admins }));
+        assert!(exception.applies_to(&User { username: "system:serviceaccount:ops:deployer", groups: &groups }));
+        assert!(!exception.applies_to(&User { username: "system:serviceaccount:dev:deployer", groups: &groups }));
+        assert!(!exception.applies_to(&User { username: "bob", groups: &groups }));
+    }
+}

@@ -1,0 +1,282 @@
+//! `ingressTls`: every host an Ingress serves is covered by TLS with a
+//! certificate, nothing answers for arbitrary host names, and plain HTTP is not
+//! switched back on through the controller's annotations.
+
+use k8s_openapi::api::networking::v1::{Ingress, IngressTLS};
+use serde::Deserialize;
+
+use super::Subject;
+use crate::engine::controller::Family;
+use crate::engine::object::{annotation, parse_go_bool};
+use crate::engine::Finding;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressTls {}
+
+/// Annotations through which a controller takes its certificate from elsewhere
+/// than a Secret, making `secretName` optional.
+fn certificate_annotations(family: Family) -> &'static [&'static str] {
+    match family {
+        Family::Alb => &["alb.ingress.kubernetes.io/certificate-arn"],
+        Family::Gce => &["ingress.gcp.kubernetes.io/pre-shared-cert", "networking.gke.io/managed-certificates"],
+        Family::Nginx | Family::Traefik | Family::Haproxy | Family::Contour => &[],
+    }
+}
+
+/// Whether a TLS host (possibly `*.example.com`) covers a rule host. A wildcard
+/// covers exactly one DNS label.
+pub fn covers(tls_host: &str, host: &str) -> bool {
+    if tls_host.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    match (tls_host.strip_prefix("*."), host.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => !label.is_empty() && label != "*" && rest.eq_ignore_ascii_case(suffix),
+        _ => false,
+    }
+}
+
+fn entry_covers(entry: &IngressTLS, host: &str) -> bool {
+    entry.hosts.iter().flatten().any(|tls_host| covers(tls_host, host))
+}
+
+/// Plain HTTP switched back on through the controller's annotations.
+fn plain_http(ingress: &Ingress, family: Family) -> Option<String> {
+    let get = |key| annotation(&ingress.metadata, key);
+    match family {
+        Family::Nginx | Family::Haproxy => {
+            let key = match family {
+                Family::Nginx => "nginx.ingress.kubernetes.io/ssl-redirect",
+                _ => "haproxy.org/ssl-redirect",
+            };
+            let value = get(key)?;
+            (parse_go_bool(value) == Some(false))
+                .then(|| format!("{key}: {value:?} serves the hosts over plain HTTP; remove the annotation"))
+        }
+        Family::Gce | Family::Contour => {
+            let key = "kubernetes.io/ingress.allow-http";
+            let value = get(key)?;
+            (parse_go_bool(value) == Some(true))
+                .then(|| format!("{key}: {value:?} serves the hosts over plain HTTP; set it to \"false\""))
+        }
+        Family::Traefik => {
+            let key = "traefik.ingress.kubernetes.io/router.entrypoints";
+            get(key)?
+                .split(',')
+                .any(|entrypoint| entrypoint.trim() == "web")
+                .then(|| format!("{key} includes web (plain HTTP); use websecure only"))
+        }
+        Family::Alb => {
+            let key = "alb.ingress.kubernetes.io/listen-ports";
+            let ports: Vec<std::collections::BTreeMap<String, serde_json::Value>> =
+                serde_json::from_str(get(key)?).ok()?;
+            (ports.iter().any(|port| port.contains_key("HTTP"))
+                && get("alb.ingress.kubernetes.io/ssl-redirect").is_none())
+            .then(|| {
+                format!("{key} listens on HTTP without a redirect; set alb.ingress.kubernetes.io/ssl-redirect: \"443\"")
+            })
+        }
+    }
+}
+
+fn list(hosts: &[&str]) -> String {
+    hosts.join(", ")
+}
+
+impl IngressTls {
+    pub fn check(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
+        let Some(spec) = &ingress.spec else { return };
+        let tls = spec.tls.as_deref().unwrap_or_default();
+
+        if spec.default_backend.is_some() {
+            findings.push(Finding::Violation(
+                "spec.defaultBackend answers any host name without a certificate; remove it and route hosts in spec.rules"
+                    .into(),
+            ));
+        }
+        let mut hosts: Vec<&str> = Vec::new();
+        for (index, rule) in spec.rules.iter().flatten().enumerate() {
+            match rule.host.as_deref().filter(|host| !host.is_empty()) {
+                Some(host) => {
+                    if !hosts.contains(&host) {
+                        hosts.push(host);
+                    }
+                }
+                None => findings.push(Finding::Violation(format!(
+                    "spec.rules[{index}] has no host, so it answers any host name without a certificate; \
+                     set spec.rules[{index}].host and list it in spec.tls"
+                ))),
+            }
+        }
+
+        let uncovered: Vec<&str> =
+            hosts.iter().copied().filter(|host| !tls.iter().any(|entry| entry_covers(entry, host))).collect();
+        match uncovered.as_slice() {
+            [] => {}
+            [host] => findings.push(Finding::Violation(format!(
+                "host {host} is not covered by spec.tls, so it is served over plain HTTP; add it to spec.tls[].hosts with a secretName"
+            ))),
+            many => findings.push(Finding::Violation(format!(
+                "hosts {} are not covered by spec.tls, so they are served over plain HTTP; add them to spec.tls[].hosts with a secretName",
+                list(many)
+            ))),
+        }
+
+        let families = subject.families();
+        let certificate_elsewhere = families
+            .iter()
+            .flat_map(|family| certificate_annotations(*family))
+            .any(|key| annotation(&ingress.metadata, key).is_some_and(|v| !v.is_empty()));
+        if !certificate_elsewhere {
+            for (index, entry) in tls.iter().enumerate() {
+                let served: Vec<&str> = hosts.iter().copied().filter(|host| entry_covers(entry, host)).collect();
+                if !served.is_empty() && entry.secret_name.as_deref().is_none_or(str::is_empty) {
+                    findings.push(Finding::Violation(format!(
+                        "spec.tls[{index}] has no secretName, so {} gets no certificate; set spec.tls[{index}].secretName to the Secret holding it",
+                        list(&served)
+                    )));
+                }
+            }
+        }
+
+        for family in families {
+            if let Some(problem) = plain_http(ingress, *family) {
+                findings.push(Finding::Violation(problem));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::rules::testing::*;
+    use serde_json::json;
+
+    fn ing(spec: serde_json::Value, annotations: serde_json::Value) -> crate::engine::Object {
+        ingress(json!({"metadata": {"name": "web", "annotations": annotations}, "spec": spec}))
+    }
+
+    fn tls_rule() -> crate::engine::rules::Rule {
+        rule(json!({"ingressTls": {}}))
+    }
+
+    #[test]
+    fn wildcards_cover_exactly_one_label() {
+        assert!(covers("*.example.com", "a.example.com"));
+        assert!(covers("*.Example.com", "A.example.COM"));
+        assert!(!covers("*.example.com", "a.b.example.com"));
+        assert!(!covers("*.example.com", "example.com"));
+        assert!(covers("a.example.com", "a.example.com"));
+        assert!(!covers("a.example.com", "b.example.com"));
+        assert!(covers("*.example.com", "*.example.com"));
+    }
+
+    #[test]
+    fn allows_fully_covered_hosts() {
+        let object = ing(
+            json!({"ingressClassName": "nginx",
+                   "rules": [{"host": "a.example.com"}, {"host": "b.example.com"}],
+                   "tls": [{"hosts": ["*.example.com"], "secretName": "wild"}]}),
+            json!({}),
+        );
+        assert_eq!(check(&tls_rule(), &object), vec![]);
+    }
+
+    #[test]
+    fn rejects_uncovered_hosts_and_names_each() {
+        let object = ing(
+            json!({"ingressClassName": "nginx",
+                   "rules": [{"host": "a.example.com"}, {"host": "a.b.example.com"}, {"host": "c.example.org"}],
+                   "tls": [{"hosts": ["*.example.com"], "secretName": "wild"}]}),
+            json!({}),
+        );
+        assert_eq!(
+            check(&tls_rule(), &object),
+            vec![violation(
+                "hosts a.b.example.com, c.example.org are not covered by spec.tls, so they are served over plain HTTP; add them to spec.tls[].hosts with a secretName"
+            )]
+        );
+    }
+
+    #[test]
+    fn tls_entry_without_hosts_covers_nothing() {
+        let object =
+            ing(json!({"ingressClassName": "nginx", "rules": [{"host": "a.example.com"}], "tls": [{}]}), json!({}));
+        assert_eq!(
+            check(&tls_rule(), &object),
+            vec![violation(
+                "host a.example.com is not covered by spec.tls, so it is served over plain HTTP; add it to spec.tls[].hosts with a secretName"
+            )]
+        );
+    }
+
+    #[test]
+    fn rejects_hostless_rules_and_default_backends() {
+        let object = ing(
+            json!({"ingressClassName": "nginx",
+                   "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+                   "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                              "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}),
+            json!({}),
+        );
+        assert_eq!(
+            check(&tls_rule(), &object),
+            vec![
+                violation("spec.defaultBackend answers any host name without a certificate; remove it and route hosts in spec.rules"),
+                violation("spec.rules[0] has no host, so it answers any host name without a certificate; set spec.rules[0].host and list it in spec.tls"),
+            ]
+        );
+    }
+
+    #[test]
+    fn covering_entry_needs_a_secret_unless_the_controller_has_one() {
+        let spec = json!({"ingressClassName": "nginx", "rules": [{"host": "a.example.com"}],
+                          "tls": [{"hosts": ["a.example.com"]}]});
+        assert_eq!(
+            check(&tls_rule(), &ing(spec, json!({}))),
+            vec![violation(
+                "spec.tls[0] has no secretName, so a.example.com gets no certificate; set spec.tls[0].secretName to the Secret holding it"
+            )]
+        );
+        let alb = json!({"ingressClassName": "alb", "rules": [{"host": "a.example.com"}],
+                         "tls": [{"hosts": ["a.example.com"]}]});
+        assert_eq!(
+            check(&tls_rule(), &ing(alb, json!({"alb.ingress.kubernetes.io/certificate-arn": "arn:aws:acm:eu-west-1:1:certificate/x"}))),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn rejects_plain_http_reenabled_per_controller() {
+        let covered = |class: &str| {
+            json!({"ingressClassName": class, "rules": [{"host": "a.example.com"}],
+                   "tls": [{"hosts": ["a.example.com"], "secretName": "a"}]})
+        };
+        assert_eq!(
+            check(&tls_rule(), &ing(covered("nginx"), json!({"nginx.ingress.kubernetes.io/ssl-redirect": "false"}))),
+            vec![violation(
+                "nginx.ingress.kubernetes.io/ssl-redirect: \"false\" serves the hosts over plain HTTP; remove the annotation"
+            )]
+        );
+        assert_eq!(
+            check(&tls_rule(), &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "T"}))),
+            vec![violation("kubernetes.io/ingress.allow-http: \"T\" serves the hosts over plain HTTP; set it to \"false\"")]
+        );
+        assert_eq!(check(&tls_rule(), &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "F"}))), vec![]);
+        assert_eq!(
+            check(&tls_rule(), &ing(covered("traefik"), json!({"traefik.ingress.kubernetes.io/router.entrypoints": "web,websecure"}))),
+            vec![violation("traefik.ingress.kubernetes.io/router.entrypoints includes web (plain HTTP); use websecure only")]
+        );
+        assert_eq!(
+            check(&tls_rule(), &ing(covered("haproxy"), json!({"haproxy.org/ssl-redirect": "0"}))),
+            vec![violation("haproxy.org/ssl-redirect: \"0\" serves the hosts over plain HTTP; remove the annotation")]
+        );
+        assert_eq!(
+            check(&tls_rule(), &ing(covered("alb"), json!({"alb.ingress.kubernetes.io/listen-ports": "[{\"HTTP\": 80}, {\"HTTPS\": 443}]"}))),
+            vec![violation("alb.ingress.kubernetes.io/listen-ports listens on HTTP without a redirect; set alb.ingress.kubernetes.io/ssl-redirect: \"443\"")]
+        );
+        // Another controller's annotation means nothing to nginx.
+        assert_eq!(check(&tls_rule(), &ing(covered("nginx"), json!({"haproxy.org/ssl-redirect": "false"}))), vec![]);
+    }
+}

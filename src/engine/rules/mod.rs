@@ -1,0 +1,159 @@
+//! The rule catalogue. One file per rule type, each with its unit tests.
+//!
+//! A policy's `rule:` holds exactly one of these, keyed by its type, e.g.
+//! `rule: {serviceType: {forbidden: [NodePort]}}`. Unknown rule types and
+//! unknown parameters are load errors.
+
+pub mod external_ips;
+pub mod forbidden_annotations;
+pub mod ingress_auth;
+pub mod ingress_tls;
+pub mod service_type;
+pub mod set_annotations;
+pub mod source_ranges;
+
+use serde::Deserialize;
+
+use super::controller::Family;
+use super::object::{Kind, Object};
+use super::patch::PatchBuilder;
+use super::{Finding, Stage};
+
+/// What a rule looks at: the typed object and, for an Ingress, its controller family.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    pub object: &'a Object,
+    /// `None` when the Ingress names no known class (or for a Service).
+    pub controller: Option<Family>,
+}
+
+impl Subject<'_> {
+    /// The families whose annotations apply: the known one, or all of them
+    /// when the controller is unknown.
+    pub fn families(&self) -> &[Family] {
+        match &self.controller {
+            Some(family) => std::slice::from_ref(family),
+            None => &Family::ALL,
+        }
+    }
+
+    /// Controller wording for messages: `the nginx controller` or `an unknown ingress class`.
+    pub fn controller_name(&self) -> String {
+        match self.controller {
+            Some(family) => format!("the {} controller", family.as_str()),
+            None => "an unknown ingress class".to_owned(),
+        }
+    }
+}
+
+/// One rule, with its parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Rule {
+    ServiceType(service_type::ServiceType),
+    #[serde(rename = "externalIPs")]
+    ExternalIps(external_ips::ExternalIps),
+    SourceRanges(source_ranges::SourceRanges),
+    IngressTls(ingress_tls::IngressTls),
+    IngressAuth(ingress_auth::IngressAuth),
+    ForbiddenAnnotations(forbidden_annotations::ForbiddenAnnotations),
+    SetAnnotations(set_annotations::SetAnnotations),
+}
+
+const SERVICE: &[Kind] = &[Kind::Service];
+const INGRESS: &[Kind] = &[Kind::Ingress];
+const BOTH: &[Kind] = &[Kind::Service, Kind::Ingress];
+
+impl Rule {
+    /// The rule type as written in policy files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::ServiceType(_) => "serviceType",
+            Rule::ExternalIps(_) => "externalIPs",
+            Rule::SourceRanges(_) => "sourceRanges",
+            Rule::IngressTls(_) => "ingressTls",
+            Rule::IngressAuth(_) => "ingressAuth",
+            Rule::ForbiddenAnnotations(_) => "forbiddenAnnotations",
+            Rule::SetAnnotations(_) => "setAnnotations",
+        }
+    }
+
+    /// The kinds the rule can check.
+    pub fn kinds(&self) -> &'static [Kind] {
+        match self {
+            Rule::ServiceType(_) | Rule::ExternalIps(_) => SERVICE,
+            Rule::IngressTls(_) | Rule::IngressAuth(_) => INGRESS,
+            Rule::SourceRanges(_) | Rule::ForbiddenAnnotations(_) | Rule::SetAnnotations(_) => BOTH,
+        }
+    }
+
+    /// Whether the rule validates (`/validate`) or mutates (`/mutate`).
+    pub fn stage(&self) -> Stage {
+        match self {
+            Rule::SetAnnotations(_) => Stage::Mutate,
+            _ => Stage::Validate,
+        }
+    }
+
+    /// What is wrong with the object, if anything.
+    pub fn check(&self, subject: &Subject<'_>) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        match (self, subject.object) {
+            (Rule::ServiceType(rule), Object::Service(service)) => rule.check(service, &mut findings),
+            (Rule::ExternalIps(rule), Object::Service(service)) => rule.check(service, &mut findings),
+            (Rule::SourceRanges(rule), Object::Service(service)) => rule.check_service(service, &mut findings),
+            (Rule::SourceRanges(rule), Object::Ingress(ingress)) => {
+                rule.check_ingress(ingress, subject, &mut findings)
+            }
+            (Rule::IngressTls(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
+            (Rule::IngressAuth(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
+            (Rule::ForbiddenAnnotations(rule), object) => {
+                if let Some(metadata) = object.metadata() {
+                    rule.check(metadata, &mut findings)
+                }
+            }
+            _ => {}
+        }
+        findings
+    }
+
+    /// Adds the rule's changes to the patch (mutating rules only).
+    pub fn mutate(&self, subject: &Subject<'_>, patch: &mut PatchBuilder) {
+        if let Rule::SetAnnotations(rule) = self {
+            rule.mutate(subject, patch);
+        }
+    }
+}
+
+/// Helpers for the rules' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::engine::controller::ControllerMap;
+
+    pub fn service(json: serde_json::Value) -> Object {
+        Object::Service(Box::new(serde_json::from_value(json).expect("valid Service")))
+    }
+
+    pub fn ingress(json: serde_json::Value) -> Object {
+        Object::Ingress(Box::new(serde_json::from_value(json).expect("valid Ingress")))
+    }
+
+    /// Parses a rule from its YAML-equivalent JSON, e.g. `{"serviceType": {...}}`.
+    pub fn rule(json: serde_json::Value) -> Rule {
+        serde_json::from_value(json).expect("valid rule")
+    }
+
+    /// Runs a rule's check with the default controller table.
+    pub fn check(rule: &Rule, object: &Object) -> Vec<Finding> {
+        let controller = match object {
+            Object::Ingress(ingress) => ControllerMap::default().family_of(ingress),
+            _ => None,
+        };
+        rule.check(&Subject { object, controller })
+    }
+
+    pub fn violation(text: &str) -> Finding {
+        Finding::Violation(text.to_owned())
+    }
+}
