@@ -8,10 +8,10 @@
 //! - [`metrics`]: the Prometheus metrics recorded around the engine.
 //! - [`certs`]: development certificates (`portcullis certs`).
 
-
-
+pub mod certs;
+pub mod cli;
 pub mod engine;
-
-
-
-
+pub mod metrics;
+pub mod policy;
+pub mod review;
+pub mod server;

@@ -1,1 +1,84 @@
-fn main(){}
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing::{error, info};
+
+use portcullis::cli::{Cli, Command, ServeArgs};
+use portcullis::server::{self, AppState, ServeConfig};
+use portcullis::{certs, policy};
+
+fn main() -> ExitCode {
+    // One crypto provider for the whole process, chosen explicitly.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .expect("no other rustls crypto provider is installed before main");
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match cli.command {
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|runtime| runtime.block_on(serve(args))),
+        Command::Certs(args) => certs::generate(&args.dns, &args.ip, args.days)
+            .context("cannot generate certificates")
+            .and_then(|bundle| {
+                certs::write(&args.out, &bundle)
+                    .with_context(|| format!("cannot write certificates to {}", args.out.display()))?;
+                eprintln!(
+                    "wrote {0}/ca.crt, {0}/tls.crt and {0}/tls.key; caBundle:",
+                    args.out.display()
+                );
+                println!("{}", bundle.ca_bundle());
+                Ok(())
+            }),
+        Command::Policies(args) => policy::load_dir(&args.policies)
+            .map(|set| print!("{}", policy::describe(&set)))
+            .map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("portcullis: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let set = policy::load_dir(&args.policies)?;
+    info!(policies = set.len(), dir = %args.policies.display(), "policies loaded");
+    info!(
+        no_cluster = args.no_cluster,
+        "namespace labels are not read from a cluster: environments match namespaces by name"
+    );
+    let state = AppState::new(set);
+    let config = ServeConfig {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        shutdown_delay: args.shutdown_delay,
+        drain_timeout: args.drain_timeout,
+    };
+    let running = server::start(&config, state).await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => info!(signal = "SIGTERM", "shutdown requested"),
+        _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "shutdown requested"),
+    }
+    running.shutdown();
+    running
+        .wait()
+        .await
+        .inspect_err(|err| error!(%err, "shutdown failed"))?;
+    Ok(())
+}

@@ -21,8 +21,7 @@ impl Globs {
             .iter()
             .map(|p| {
                 let p = p.as_ref();
-                let pattern =
-                    glob::Pattern::new(p).map_err(|e| format!("invalid glob {p:?}: {}", e.msg))?;
+                let pattern = glob::Pattern::new(p).map_err(|e| format!("invalid glob {p:?}: {}", e.msg))?;
                 let literal = (!p.contains(['*', '?', '['])).then(|| p.to_owned());
                 Ok(Glob { literal, pattern })
             })

@@ -14,9 +14,7 @@ use std::collections::BTreeMap;
 pub use controller::{ControllerMap, Family};
 pub use object::{Kind, Object};
 pub use patch::PatchBuilder;
-pub use policy::{
-    Action, Environment, Exception, ExistingViolations, Match, Operation, Policy, PolicySet,
-};
+pub use policy::{Action, Environment, Exception, ExistingViolations, Match, Operation, Policy, PolicySet};
 
 /// Which webhook asks: validating policies answer `/validate`, mutating
 /// policies answer `/mutate`.
@@ -210,12 +208,18 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, namespaces: &dyn Namesp
                     .contains(&finding);
             let line = policy.line(input, text);
             match (policy.action(), existed) {
-                (Action::Deny, false) => decision.violations.push(Violation { policy: index, message: line }),
+                (Action::Deny, false) => decision.violations.push(Violation {
+                    policy: index,
+                    message: line,
+                }),
                 (Action::Deny, true) => decision
                     .warnings
                     .push(format!("{line} (already present before this update, allowed for now)")),
                 (Action::Warn, _) => decision.warnings.push(line),
-                (Action::Audit, _) => decision.audits.push(Violation { policy: index, message: line }),
+                (Action::Audit, _) => decision.audits.push(Violation {
+                    policy: index,
+                    message: line,
+                }),
             }
         }
         decision.results.push(PolicyResult { policy: index, outcome });
@@ -227,10 +231,16 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, namespaces: &dyn Namesp
 /// The violations the object had before this update, to recognise existing ones.
 fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMap) -> Vec<Finding> {
     match input.old_object {
-        Some(old @ Object::Service(_)) => policy.rule().check(&rules::Subject { object: old, controller: None }),
+        Some(old @ Object::Service(_)) => policy.rule().check(&rules::Subject {
+            object: old,
+            controller: None,
+        }),
         Some(old @ Object::Ingress(ingress)) => {
             let controller = controllers.family_of(ingress);
-            policy.rule().check(&rules::Subject { object: old, controller })
+            policy.rule().check(&rules::Subject {
+                object: old,
+                controller,
+            })
         }
         _ => Vec::new(),
     }

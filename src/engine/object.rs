@@ -44,7 +44,10 @@ pub enum Object {
     /// A kind portcullis has no rules for; never inspected.
     Other,
     /// A Service or Ingress whose JSON does not fit the typed schema.
-    Invalid { kind: Kind, error: String },
+    Invalid {
+        kind: Kind,
+        error: String,
+    },
 }
 
 impl Object {
@@ -53,7 +56,10 @@ impl Object {
         fn typed<T: serde::de::DeserializeOwned>(kind: Kind, json: &str, wrap: fn(Box<T>) -> Object) -> Object {
             match serde_json::from_str::<T>(json) {
                 Ok(value) => wrap(Box::new(value)),
-                Err(error) => Object::Invalid { kind, error: error.to_string() },
+                Err(error) => Object::Invalid {
+                    kind,
+                    error: error.to_string(),
+                },
             }
         }
         match kind {
@@ -132,8 +138,14 @@ mod tests {
     fn an_object_that_does_not_fit_the_schema_is_invalid() {
         let object = Object::from_json(Kind::Service, r#"{"spec":{"ports":"eighty"}}"#);
         match object {
-            Object::Invalid { kind: Kind::Service, error } => {
-                assert!(error.starts_with("invalid type: string \"eighty\", expected a sequence"), "{error}")
+            Object::Invalid {
+                kind: Kind::Service,
+                error,
+            } => {
+                assert!(
+                    error.starts_with("invalid type: string \"eighty\", expected a sequence"),
+                    "{error}"
+                )
             }
             other => panic!("expected Invalid, got {other:?}"),
         }

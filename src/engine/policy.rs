@@ -4,6 +4,7 @@
 //! what needs the whole set (environment names, kinds a rule supports).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
@@ -97,6 +98,9 @@ pub struct MatchSpec {
     /// Environment names; empty means every namespace.
     #[serde(default)]
     pub environments: Vec<String>,
+    /// Environment names whose namespaces are left out.
+    #[serde(default)]
+    pub exclude_environments: Vec<String>,
     /// Namespace globs; empty means every namespace.
     #[serde(default)]
     pub namespaces: Globs,
@@ -138,6 +142,7 @@ pub struct Match {
     pub operations: Vec<Operation>,
     /// Indexes into [`PolicySet::environments`].
     pub environments: Vec<usize>,
+    pub exclude_environments: Vec<usize>,
     pub namespaces: Globs,
     pub exclude_namespaces: Globs,
 }
@@ -145,7 +150,7 @@ pub struct Match {
 /// A validated policy.
 #[derive(Debug)]
 pub struct Policy {
-    name: String,
+    name: Arc<str>,
     description: String,
     action: Action,
     existing_violations: ExistingViolations,
@@ -181,8 +186,11 @@ impl Policy {
         let operations = if spec.matches.operations.is_empty() {
             vec![Operation::Create, Operation::Update]
         } else {
-            if let Some(op) =
-                spec.matches.operations.iter().find(|op| !matches!(op, Operation::Create | Operation::Update))
+            if let Some(op) = spec
+                .matches
+                .operations
+                .iter()
+                .find(|op| !matches!(op, Operation::Create | Operation::Update))
             {
                 return Err(format!(
                     "match.operations: {} carries no object to check; use CREATE and UPDATE",
@@ -191,26 +199,32 @@ impl Policy {
             }
             spec.matches.operations
         };
-        let environments_idx = spec
-            .matches
-            .environments
-            .iter()
-            .map(|wanted| {
-                environments.iter().position(|env| &env.name == wanted).ok_or_else(|| {
-                    let known: Vec<&str> = environments.iter().map(|env| env.name.as_str()).collect();
-                    format!("match.environments: unknown environment {wanted:?} (known: {})", known.join(", "))
+        let resolve = |field: &str, names: &[String]| {
+            names
+                .iter()
+                .map(|wanted| {
+                    environments.iter().position(|env| &env.name == wanted).ok_or_else(|| {
+                        let known: Vec<&str> = environments.iter().map(|env| env.name.as_str()).collect();
+                        format!(
+                            "match.{field}: unknown environment {wanted:?} (known: {})",
+                            known.join(", ")
+                        )
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<usize>, String>>()
+        };
+        let included = resolve("environments", &spec.matches.environments)?;
+        let excluded = resolve("excludeEnvironments", &spec.matches.exclude_environments)?;
         Ok(Policy {
-            name,
+            name: name.into(),
             description: spec.description,
             action: spec.action,
             existing_violations: spec.existing_violations,
             matches: Match {
                 kinds,
                 operations,
-                environments: environments_idx,
+                environments: included,
+                exclude_environments: excluded,
                 namespaces: spec.matches.namespaces,
                 exclude_namespaces: spec.matches.exclude_namespaces,
             },
@@ -220,6 +234,10 @@ impl Policy {
     }
 
     pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The name as a shared string, cheap to clone into metric labels.
+    pub fn shared_name(&self) -> &Arc<str> {
         &self.name
     }
     pub fn description(&self) -> &str {
@@ -246,7 +264,13 @@ impl Policy {
             && (m.namespaces.is_empty() || m.namespaces.matches(input.namespace))
             && !m.exclude_namespaces.matches(input.namespace)
             && (m.environments.is_empty()
-                || m.environments.iter().any(|&env| environments[env].contains(input.namespace, labels)))
+                || m.environments
+                    .iter()
+                    .any(|&env| environments[env].contains(input.namespace, labels)))
+            && !m
+                .exclude_environments
+                .iter()
+                .any(|&env| environments[env].contains(input.namespace, labels))
     }
 
     /// Whether an exception lets this user bypass the policy.
@@ -256,7 +280,13 @@ impl Policy {
 
     /// One message line: `[<policy>] <Kind> <namespace>/<name>: <text>`.
     pub fn line(&self, input: &Input<'_>, text: &str) -> String {
-        format!("[{}] {} {}/{}: {text}", self.name, input.kind.as_str(), input.namespace, input.name)
+        format!(
+            "[{}] {} {}/{}: {text}",
+            self.name,
+            input.kind.as_str(),
+            input.namespace,
+            input.name
+        )
     }
 }
 
@@ -281,7 +311,11 @@ pub struct Environment {
 impl Environment {
     pub fn new(name: String, spec: EnvironmentSpec) -> Result<Environment, String> {
         let selector = spec.namespace_selector.map(Selector::new).transpose()?;
-        Ok(Environment { name, namespaces: spec.namespaces, selector })
+        Ok(Environment {
+            name,
+            namespaces: spec.namespaces,
+            selector,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -330,12 +364,18 @@ impl Selector {
             let values = expr.values.unwrap_or_default();
             let requirement = match expr.operator.as_str() {
                 "In" | "NotIn" if values.is_empty() => {
-                    return Err(format!("namespaceSelector: operator {} on {:?} needs values", expr.operator, expr.key));
+                    return Err(format!(
+                        "namespaceSelector: operator {} on {:?} needs values",
+                        expr.operator, expr.key
+                    ));
                 }
                 "In" => Requirement::In(expr.key, values),
                 "NotIn" => Requirement::NotIn(expr.key, values),
                 "Exists" | "DoesNotExist" if !values.is_empty() => {
-                    return Err(format!("namespaceSelector: operator {} on {:?} takes no values", expr.operator, expr.key));
+                    return Err(format!(
+                        "namespaceSelector: operator {} on {:?} takes no values",
+                        expr.operator, expr.key
+                    ));
                 }
                 "Exists" => Requirement::Exists(expr.key),
                 "DoesNotExist" => Requirement::DoesNotExist(expr.key),
@@ -372,7 +412,11 @@ pub struct PolicySet {
 
 impl PolicySet {
     pub fn new(policies: Vec<Policy>, environments: Vec<Environment>, controllers: ControllerMap) -> Self {
-        PolicySet { policies, environments, controllers }
+        PolicySet {
+            policies,
+            environments,
+            controllers,
+        }
     }
 
     pub fn policies(&self) -> &[Policy] {
@@ -413,7 +457,11 @@ mod tests {
         );
         assert!(s.matches(&labels(&[("environment", "production"), ("team", "a")])));
         assert!(!s.matches(&labels(&[("environment", "production")])));
-        assert!(!s.matches(&labels(&[("environment", "production"), ("team", "a"), ("tier", "sandbox")])));
+        assert!(!s.matches(&labels(&[
+            ("environment", "production"),
+            ("team", "a"),
+            ("tier", "sandbox")
+        ])));
         assert!(!s.matches(&labels(&[("environment", "staging"), ("team", "a")])));
         assert!(selector("{}").matches(&labels(&[])));
     }
@@ -424,7 +472,10 @@ mod tests {
             serde_json::from_str(r#"{"matchExpressions":[{"key":"a","operator":"Like","values":["x"]}]}"#).unwrap(),
         )
         .unwrap_err();
-        assert_eq!(err, "namespaceSelector: unknown operator \"Like\" (expected In, NotIn, Exists or DoesNotExist)");
+        assert_eq!(
+            err,
+            "namespaceSelector: unknown operator \"Like\" (expected In, NotIn, Exists or DoesNotExist)"
+        );
     }
 
     #[test]
@@ -447,16 +498,30 @@ mod tests {
 
     #[test]
     fn exceptions_by_user_group_and_service_account() {
-        let exception: Exception = serde_json::from_str(
-            r#"{"users":["alice"],"groups":["platform-admins"],"serviceAccounts":["ops/*"]}"#,
-        )
-        .unwrap();
+        let exception: Exception =
+            serde_json::from_str(r#"{"users":["alice"],"groups":["platform-admins"],"serviceAccounts":["ops/*"]}"#)
+                .unwrap();
         let groups = vec!["system:authenticated".to_owned()];
         let admins = vec!["platform-admins".to_owned()];
-        assert!(exception.applies_to(&User { username: "alice", groups: &groups }));
-        assert!(exception.applies_to(&User { username: "bob", groups: &admins }));
-        assert!(exception.applies_to(&User { username: "system:serviceaccount:ops:deployer", groups: &groups }));
-        assert!(!exception.applies_to(&User { username: "system:serviceaccount:dev:deployer", groups: &groups }));
-        assert!(!exception.applies_to(&User { username: "bob", groups: &groups }));
+        assert!(exception.applies_to(&User {
+            username: "alice",
+            groups: &groups
+        }));
+        assert!(exception.applies_to(&User {
+            username: "bob",
+            groups: &admins
+        }));
+        assert!(exception.applies_to(&User {
+            username: "system:serviceaccount:ops:deployer",
+            groups: &groups
+        }));
+        assert!(!exception.applies_to(&User {
+            username: "system:serviceaccount:dev:deployer",
+            groups: &groups
+        }));
+        assert!(!exception.applies_to(&User {
+            username: "bob",
+            groups: &groups
+        }));
     }
 }

@@ -30,7 +30,10 @@ impl TryFrom<Config> for ExternalIps {
         let allowed = config
             .allowed
             .iter()
-            .map(|cidr| cidr.parse::<IpNet>().map_err(|_| format!("externalIPs.allowed: {cidr:?} is not a CIDR")))
+            .map(|cidr| {
+                cidr.parse::<IpNet>()
+                    .map_err(|_| format!("externalIPs.allowed: {cidr:?} is not a CIDR"))
+            })
             .collect::<Result<_, _>>()?;
         Ok(ExternalIps { allowed })
     }
@@ -38,7 +41,8 @@ impl TryFrom<Config> for ExternalIps {
 
 impl ExternalIps {
     fn allows(&self, ip: &str) -> bool {
-        ip.parse::<IpAddr>().is_ok_and(|ip| self.allowed.iter().any(|net| net.contains(&ip)))
+        ip.parse::<IpAddr>()
+            .is_ok_and(|ip| self.allowed.iter().any(|net| net.contains(&ip)))
     }
 
     pub fn check(&self, service: &Service, findings: &mut Vec<Finding>) {
@@ -80,7 +84,10 @@ mod tests {
                 "spec.externalIPs 203.0.113.10, 2001:db8::1 can intercept cluster traffic (CVE-2020-8554); remove spec.externalIPs and expose the Service through an Ingress"
             )]
         );
-        assert_eq!(check(&rule, &service(json!({"metadata": {"name": "web"}, "spec": {}}))), vec![]);
+        assert_eq!(
+            check(&rule, &service(json!({"metadata": {"name": "web"}, "spec": {}}))),
+            vec![]
+        );
         assert_eq!(check(&rule, &svc(json!([]))), vec![]);
     }
 
@@ -98,8 +105,9 @@ mod tests {
 
     #[test]
     fn a_bad_cidr_is_a_load_error() {
-        let err = serde_json::from_value::<crate::engine::rules::Rule>(json!({"externalIPs": {"allowed": ["10.0.0.0/33"]}}))
-            .unwrap_err();
+        let err =
+            serde_json::from_value::<crate::engine::rules::Rule>(json!({"externalIPs": {"allowed": ["10.0.0.0/33"]}}))
+                .unwrap_err();
         assert_eq!(err.to_string(), "externalIPs.allowed: \"10.0.0.0/33\" is not a CIDR");
     }
 }

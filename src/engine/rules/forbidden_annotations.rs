@@ -5,8 +5,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
-use crate::engine::glob::Globs;
 use crate::engine::Finding;
+use crate::engine::glob::Globs;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -28,7 +28,9 @@ struct Forbidden {
 
 impl ForbiddenAnnotations {
     pub fn check(&self, metadata: &ObjectMeta, findings: &mut Vec<Finding>) {
-        let Some(annotations) = &metadata.annotations else { return };
+        let Some(annotations) = &metadata.annotations else {
+            return;
+        };
         for (key, value) in annotations {
             let forbidden = self
                 .annotations
@@ -73,8 +75,12 @@ mod tests {
                 }))
             ),
             vec![
-                violation("annotation nginx.ingress.kubernetes.io/configuration-snippet is not allowed (snippets inject raw nginx configuration); remove it"),
-                violation("annotation nginx.ingress.kubernetes.io/server-snippet is not allowed (snippets inject raw nginx configuration); remove it"),
+                violation(
+                    "annotation nginx.ingress.kubernetes.io/configuration-snippet is not allowed (snippets inject raw nginx configuration); remove it"
+                ),
+                violation(
+                    "annotation nginx.ingress.kubernetes.io/server-snippet is not allowed (snippets inject raw nginx configuration); remove it"
+                ),
             ]
         );
     }
@@ -84,8 +90,13 @@ mod tests {
         assert_eq!(check(&snippets(), &ing(json!({"example.com/mode": "fast"}))), vec![]);
         assert_eq!(
             check(&snippets(), &ing(json!({"example.com/mode": "debug-full"}))),
-            vec![violation("annotation example.com/mode is not allowed (debug mode exposes internals); remove it")]
+            vec![violation(
+                "annotation example.com/mode is not allowed (debug mode exposes internals); remove it"
+            )]
         );
-        assert_eq!(check(&snippets(), &service(json!({"metadata": {"name": "web"}}))), vec![]);
+        assert_eq!(
+            check(&snippets(), &service(json!({"metadata": {"name": "web"}}))),
+            vec![]
+        );
     }
 }

@@ -6,9 +6,9 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressTLS};
 use serde::Deserialize;
 
 use super::Subject;
+use crate::engine::Finding;
 use crate::engine::controller::Family;
 use crate::engine::object::{annotation, parse_go_bool};
-use crate::engine::Finding;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,7 +19,10 @@ pub struct IngressTls {}
 fn certificate_annotations(family: Family) -> &'static [&'static str] {
     match family {
         Family::Alb => &["alb.ingress.kubernetes.io/certificate-arn"],
-        Family::Gce => &["ingress.gcp.kubernetes.io/pre-shared-cert", "networking.gke.io/managed-certificates"],
+        Family::Gce => &[
+            "ingress.gcp.kubernetes.io/pre-shared-cert",
+            "networking.gke.io/managed-certificates",
+        ],
         Family::Nginx | Family::Traefik | Family::Haproxy | Family::Contour => &[],
     }
 }
@@ -109,8 +112,11 @@ impl IngressTls {
             }
         }
 
-        let uncovered: Vec<&str> =
-            hosts.iter().copied().filter(|host| !tls.iter().any(|entry| entry_covers(entry, host))).collect();
+        let uncovered: Vec<&str> = hosts
+            .iter()
+            .copied()
+            .filter(|host| !tls.iter().any(|entry| entry_covers(entry, host)))
+            .collect();
         match uncovered.as_slice() {
             [] => {}
             [host] => findings.push(Finding::Violation(format!(
@@ -201,8 +207,10 @@ mod tests {
 
     #[test]
     fn tls_entry_without_hosts_covers_nothing() {
-        let object =
-            ing(json!({"ingressClassName": "nginx", "rules": [{"host": "a.example.com"}], "tls": [{}]}), json!({}));
+        let object = ing(
+            json!({"ingressClassName": "nginx", "rules": [{"host": "a.example.com"}], "tls": [{}]}),
+            json!({}),
+        );
         assert_eq!(
             check(&tls_rule(), &object),
             vec![violation(
@@ -223,8 +231,12 @@ mod tests {
         assert_eq!(
             check(&tls_rule(), &object),
             vec![
-                violation("spec.defaultBackend answers any host name without a certificate; remove it and route hosts in spec.rules"),
-                violation("spec.rules[0] has no host, so it answers any host name without a certificate; set spec.rules[0].host and list it in spec.tls"),
+                violation(
+                    "spec.defaultBackend answers any host name without a certificate; remove it and route hosts in spec.rules"
+                ),
+                violation(
+                    "spec.rules[0] has no host, so it answers any host name without a certificate; set spec.rules[0].host and list it in spec.tls"
+                ),
             ]
         );
     }
@@ -242,7 +254,13 @@ mod tests {
         let alb = json!({"ingressClassName": "alb", "rules": [{"host": "a.example.com"}],
                          "tls": [{"hosts": ["a.example.com"]}]});
         assert_eq!(
-            check(&tls_rule(), &ing(alb, json!({"alb.ingress.kubernetes.io/certificate-arn": "arn:aws:acm:eu-west-1:1:certificate/x"}))),
+            check(
+                &tls_rule(),
+                &ing(
+                    alb,
+                    json!({"alb.ingress.kubernetes.io/certificate-arn": "arn:aws:acm:eu-west-1:1:certificate/x"})
+                )
+            ),
             vec![]
         );
     }
@@ -254,29 +272,73 @@ mod tests {
                    "tls": [{"hosts": ["a.example.com"], "secretName": "a"}]})
         };
         assert_eq!(
-            check(&tls_rule(), &ing(covered("nginx"), json!({"nginx.ingress.kubernetes.io/ssl-redirect": "false"}))),
+            check(
+                &tls_rule(),
+                &ing(
+                    covered("nginx"),
+                    json!({"nginx.ingress.kubernetes.io/ssl-redirect": "false"})
+                )
+            ),
             vec![violation(
                 "nginx.ingress.kubernetes.io/ssl-redirect: \"false\" serves the hosts over plain HTTP; remove the annotation"
             )]
         );
         assert_eq!(
-            check(&tls_rule(), &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "T"}))),
-            vec![violation("kubernetes.io/ingress.allow-http: \"T\" serves the hosts over plain HTTP; set it to \"false\"")]
-        );
-        assert_eq!(check(&tls_rule(), &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "F"}))), vec![]);
-        assert_eq!(
-            check(&tls_rule(), &ing(covered("traefik"), json!({"traefik.ingress.kubernetes.io/router.entrypoints": "web,websecure"}))),
-            vec![violation("traefik.ingress.kubernetes.io/router.entrypoints includes web (plain HTTP); use websecure only")]
-        );
-        assert_eq!(
-            check(&tls_rule(), &ing(covered("haproxy"), json!({"haproxy.org/ssl-redirect": "0"}))),
-            vec![violation("haproxy.org/ssl-redirect: \"0\" serves the hosts over plain HTTP; remove the annotation")]
+            check(
+                &tls_rule(),
+                &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "T"}))
+            ),
+            vec![violation(
+                "kubernetes.io/ingress.allow-http: \"T\" serves the hosts over plain HTTP; set it to \"false\""
+            )]
         );
         assert_eq!(
-            check(&tls_rule(), &ing(covered("alb"), json!({"alb.ingress.kubernetes.io/listen-ports": "[{\"HTTP\": 80}, {\"HTTPS\": 443}]"}))),
-            vec![violation("alb.ingress.kubernetes.io/listen-ports listens on HTTP without a redirect; set alb.ingress.kubernetes.io/ssl-redirect: \"443\"")]
+            check(
+                &tls_rule(),
+                &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "F"}))
+            ),
+            vec![]
+        );
+        assert_eq!(
+            check(
+                &tls_rule(),
+                &ing(
+                    covered("traefik"),
+                    json!({"traefik.ingress.kubernetes.io/router.entrypoints": "web,websecure"})
+                )
+            ),
+            vec![violation(
+                "traefik.ingress.kubernetes.io/router.entrypoints includes web (plain HTTP); use websecure only"
+            )]
+        );
+        assert_eq!(
+            check(
+                &tls_rule(),
+                &ing(covered("haproxy"), json!({"haproxy.org/ssl-redirect": "0"}))
+            ),
+            vec![violation(
+                "haproxy.org/ssl-redirect: \"0\" serves the hosts over plain HTTP; remove the annotation"
+            )]
+        );
+        assert_eq!(
+            check(
+                &tls_rule(),
+                &ing(
+                    covered("alb"),
+                    json!({"alb.ingress.kubernetes.io/listen-ports": "[{\"HTTP\": 80}, {\"HTTPS\": 443}]"})
+                )
+            ),
+            vec![violation(
+                "alb.ingress.kubernetes.io/listen-ports listens on HTTP without a redirect; set alb.ingress.kubernetes.io/ssl-redirect: \"443\""
+            )]
         );
         // Another controller's annotation means nothing to nginx.
-        assert_eq!(check(&tls_rule(), &ing(covered("nginx"), json!({"haproxy.org/ssl-redirect": "false"}))), vec![]);
+        assert_eq!(
+            check(
+                &tls_rule(),
+                &ing(covered("nginx"), json!({"haproxy.org/ssl-redirect": "false"}))
+            ),
+            vec![]
+        );
     }
 }

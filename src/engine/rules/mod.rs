@@ -102,9 +102,7 @@ impl Rule {
             (Rule::ServiceType(rule), Object::Service(service)) => rule.check(service, &mut findings),
             (Rule::ExternalIps(rule), Object::Service(service)) => rule.check(service, &mut findings),
             (Rule::SourceRanges(rule), Object::Service(service)) => rule.check_service(service, &mut findings),
-            (Rule::SourceRanges(rule), Object::Ingress(ingress)) => {
-                rule.check_ingress(ingress, subject, &mut findings)
-            }
+            (Rule::SourceRanges(rule), Object::Ingress(ingress)) => rule.check_ingress(ingress, subject, &mut findings),
             (Rule::IngressTls(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
             (Rule::IngressAuth(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
             (Rule::ForbiddenAnnotations(rule), object) => {

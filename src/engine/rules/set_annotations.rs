@@ -54,7 +54,10 @@ impl TryFrom<Vec<Entry>> for SetAnnotations {
             return Err("setAnnotations: list at least one entry".into());
         }
         if let Some(entry) = entries.iter().find(|entry| entry.add.is_empty()) {
-            return Err(format!("setAnnotations: an entry adds nothing (when: {:?})", entry.when));
+            return Err(format!(
+                "setAnnotations: an entry adds nothing (when: {:?})",
+                entry.when
+            ));
         }
         Ok(SetAnnotations(entries))
     }
@@ -73,21 +76,29 @@ fn backends(ingress: &Ingress) -> impl Iterator<Item = &IngressBackend> {
 
 impl When {
     fn holds(&self, subject: &Subject<'_>) -> bool {
-        let Some(metadata) = subject.object.metadata() else { return false };
+        let Some(metadata) = subject.object.metadata() else {
+            return false;
+        };
         let ingress = match subject.object {
             Object::Ingress(ingress) => Some(ingress.as_ref()),
             _ => None,
         };
-        let annotations_hold = self.annotations.iter().all(|(key, value)| {
-            metadata.annotations.as_ref().and_then(|map| map.get(key)) == Some(value)
-        });
+        let annotations_hold = self
+            .annotations
+            .iter()
+            .all(|(key, value)| metadata.annotations.as_ref().and_then(|map| map.get(key)) == Some(value));
         let controller_holds = self.controllers.is_empty()
-            || subject.controller.is_some_and(|family| self.controllers.contains(&family));
+            || subject
+                .controller
+                .is_some_and(|family| self.controllers.contains(&family));
         let tls_holds = self.tls.is_none_or(|wanted| {
             let has_tls = ingress
                 .and_then(|i| i.spec.as_ref())
                 .and_then(|spec| spec.tls.as_ref())
-                .is_some_and(|tls| tls.iter().any(|entry| entry.hosts.as_ref().is_some_and(|h| !h.is_empty())));
+                .is_some_and(|tls| {
+                    tls.iter()
+                        .any(|entry| entry.hosts.as_ref().is_some_and(|h| !h.is_empty()))
+                });
             has_tls == wanted
         });
         let ports_hold = self.backend_port_names.is_empty()
@@ -109,7 +120,9 @@ impl When {
 
 impl SetAnnotations {
     pub fn mutate(&self, subject: &Subject<'_>, patch: &mut PatchBuilder) {
-        let Some(metadata) = subject.object.metadata() else { return };
+        let Some(metadata) = subject.object.metadata() else {
+            return;
+        };
         for entry in self.0.iter().filter(|entry| entry.when.holds(subject)) {
             for (key, value) in &entry.add {
                 patch.add_annotation(metadata, key, value);
@@ -123,7 +136,7 @@ mod tests {
     use super::*;
     use crate::engine::controller::ControllerMap;
     use crate::engine::rules::testing::*;
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn patch_for(rule: &crate::engine::rules::Rule, object: &Object) -> Value {
         let controller = match object {
@@ -165,7 +178,13 @@ mod tests {
         );
         assert_eq!(patch_for(&redirect(), &tls_ingress("haproxy", json!({}))), json!([]));
         assert_eq!(
-            patch_for(&redirect(), &tls_ingress("nginx", json!({"nginx.ingress.kubernetes.io/force-ssl-redirect": "false"}))),
+            patch_for(
+                &redirect(),
+                &tls_ingress(
+                    "nginx",
+                    json!({"nginx.ingress.kubernetes.io/force-ssl-redirect": "false"})
+                )
+            ),
             json!([]),
             "a user's value is never overwritten"
         );
@@ -191,8 +210,14 @@ mod tests {
             patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"name": "grpc-web"}]))),
             json!([{"op": "add", "path": "/metadata/annotations/nginx.ingress.kubernetes.io~1backend-protocol", "value": "GRPC"}])
         );
-        assert_eq!(patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"name": "http"}]))), json!([]));
-        assert_eq!(patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"number": 50051}]))), json!([]));
+        assert_eq!(
+            patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"name": "http"}]))),
+            json!([])
+        );
+        assert_eq!(
+            patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"number": 50051}]))),
+            json!([])
+        );
         assert_eq!(patch_for(&grpc, &with_ports(json!([]))), json!([]));
     }
 
@@ -205,8 +230,14 @@ mod tests {
         ]}));
         assert_eq!(patch_for(&ws, &tls_ingress("nginx", json!({}))), json!([]));
         assert_eq!(
-            patch_for(&ws, &tls_ingress("nginx", json!({"portcullis.dev/websocket": "true",
-                                                         "nginx.ingress.kubernetes.io/proxy-send-timeout": "60"}))),
+            patch_for(
+                &ws,
+                &tls_ingress(
+                    "nginx",
+                    json!({"portcullis.dev/websocket": "true",
+                                                         "nginx.ingress.kubernetes.io/proxy-send-timeout": "60"})
+                )
+            ),
             json!([{"op": "add", "path": "/metadata/annotations/nginx.ingress.kubernetes.io~1proxy-read-timeout", "value": "3600"}])
         );
     }

@@ -1,0 +1,120 @@
+//! The command line: `portcullis serve | certs | policies`. Every `serve` flag
+//! can also be set through a `PORTCULLIS_...` environment variable.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Kubernetes admission webhook against unsafe exposure of Services and Ingresses"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook (HTTPS) and the admin listener (metrics, probes).
+    Serve(ServeArgs),
+    /// Write ca.crt, tls.crt and tls.key for development or clusters without
+    /// cert-manager, and print the base64 caBundle.
+    Certs(CertsArgs),
+    /// Load the policy directory and list each policy, its action and what it matches.
+    Policies(PoliciesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTPS webhook listener.
+    #[arg(long, env = "PORTCULLIS_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP admin listener (/metrics, /healthz, /readyz).
+    #[arg(long, env = "PORTCULLIS_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+    /// PEM certificate (chain) served by the webhook.
+    #[arg(long, env = "PORTCULLIS_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "PORTCULLIS_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Directory of policy files.
+    #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
+    pub policies: PathBuf,
+    /// Never contact an API server: environments match namespaces by name only.
+    #[arg(long, env = "PORTCULLIS_NO_CLUSTER")]
+    pub no_cluster: bool,
+    /// On SIGTERM, stay up but unready this long before draining (e.g. 5s), so
+    /// the Service stops sending reviews to this pod first.
+    #[arg(long, env = "PORTCULLIS_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// The longest in-flight reviews may take to finish on shutdown.
+    #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, tls.crt and tls.key into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// DNS names of the serving certificate (e.g. portcullis.portcullis-system.svc).
+    #[arg(long = "dns", required = true, num_args = 1..)]
+    pub dns: Vec<String>,
+    /// IP addresses of the serving certificate.
+    #[arg(long = "ip", num_args = 1..)]
+    pub ip: Vec<IpAddr>,
+    /// Validity of the serving certificate in days (the CA gets twice as long).
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct PoliciesArgs {
+    /// Directory of policy files.
+    #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
+    pub policies: PathBuf,
+}
+
+/// Parses `250ms`, `5s` or `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("{text:?} is not a duration like 500ms, 5s or 2m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            parse_duration("5"),
+            Err("\"5\" is not a duration like 500ms, 5s or 2m".into())
+        );
+        assert!(parse_duration("s").is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! Prometheus metrics, recorded by the server around the engine (never inside
+//! it). Label values come from small closed sets; the only open-ended label is
+//! `namespace`, on the rejection counter alone.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::engine::{Decision, Kind, Operation, Outcome, PolicySet, Stage};
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Histogram buckets for review latency: 50 µs to 1 s.
+const DURATION_BUCKETS: [f64; 10] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    webhook: &'static str,
+    operation: &'static str,
+    kind: &'static str,
+    decision: &'static str,
+    dry_run: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    policy: Arc<str>,
+    kind: &'static str,
+    operation: &'static str,
+    namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyResultLabels {
+    policy: Arc<str>,
+    action: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    webhook: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MutationLabels {
+    policy: Arc<str>,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// What happened to a review, for the `decision` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Denied,
+    /// The request could not be answered (bad content type, undecodable body).
+    Error,
+}
+
+fn webhook(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Validate => "validate",
+        Stage::Mutate => "mutate",
+    }
+}
+
+fn outcome(result: Outcome) -> &'static str {
+    match result {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "fail",
+        Outcome::Error => "error",
+    }
+}
+
+/// All portcullis metrics and the registry that exposes them.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    policy_results: Family<PolicyResultLabels, Counter>,
+    duration: Family<WebhookLabels, Histogram>,
+    mutations: Family<MutationLabels, Counter>,
+    policies_loaded: Gauge,
+    policy_reloads: Family<ResultLabels, Counter>,
+    tls_expiry: Gauge<f64, AtomicU64>,
+    tls_reloads: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("portcullis");
+        let requests = Family::default();
+        registry.register("admission_requests", "Admission reviews answered", requests.clone());
+        let rejections = Family::default();
+        registry.register(
+            "admission_rejections",
+            "Admission requests denied, per denying policy",
+            rejections.clone(),
+        );
+        let policy_results = Family::default();
+        registry.register(
+            "policy_results",
+            "Policy evaluations by action and result",
+            policy_results.clone(),
+        );
+        let duration = Family::<WebhookLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(DURATION_BUCKETS.iter().copied())
+        });
+        registry.register_with_unit(
+            "admission_duration",
+            "Time to answer an admission review, from body received to response encoded",
+            prometheus_client::registry::Unit::Seconds,
+            duration.clone(),
+        );
+        let mutations = Family::default();
+        registry.register("mutations", "Objects patched, per mutating policy", mutations.clone());
+        let policies_loaded = Gauge::default();
+        registry.register(
+            "policies_loaded",
+            "Policies in the set currently serving",
+            policies_loaded.clone(),
+        );
+        let policy_reloads = Family::default();
+        registry.register(
+            "policy_reloads",
+            "Policy directory reloads by result",
+            policy_reloads.clone(),
+        );
+        let tls_expiry = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "Expiry (Unix time) of the serving certificate",
+            tls_expiry.clone(),
+        );
+        let tls_reloads = Family::default();
+        registry.register(
+            "tls_reloads",
+            "Serving certificate reloads by result",
+            tls_reloads.clone(),
+        );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "Build information (always 1)", build_info);
+        Metrics {
+            registry,
+            requests,
+            rejections,
+            policy_results,
+            duration,
+            mutations,
+            policies_loaded,
+            policy_reloads,
+            tls_expiry,
+            tls_reloads,
+        }
+    }
+
+    /// Records an answered review.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_review(
+        &self,
+        stage: Stage,
+        operation: Operation,
+        kind: Kind,
+        namespace: &str,
+        dry_run: bool,
+        decision: &Decision,
+        policies: &PolicySet,
+        elapsed: Duration,
+    ) {
+        let verdict = if decision.allowed() {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        };
+        self.record_request(stage, operation.as_str(), kind.as_str(), verdict, dry_run, elapsed);
+        let all = policies.policies();
+        for result in &decision.results {
+            let policy = &all[result.policy];
+            self.policy_results
+                .get_or_create(&PolicyResultLabels {
+                    policy: policy.shared_name().clone(),
+                    action: policy.action().as_str(),
+                    result: outcome(result.outcome),
+                })
+                .inc();
+        }
+        let mut last = None;
+        for violation in &decision.violations {
+            // One count per denying policy, however many lines it produced.
+            if last == Some(violation.policy) {
+                continue;
+            }
+            last = Some(violation.policy);
+            self.rejections
+                .get_or_create(&RejectionLabels {
+                    policy: all[violation.policy].shared_name().clone(),
+                    kind: kind.as_str(),
+                    operation: operation.as_str(),
+                    namespace: namespace.to_owned(),
+                })
+                .inc();
+        }
+        for &index in &decision.mutated_by {
+            self.mutations
+                .get_or_create(&MutationLabels {
+                    policy: all[index].shared_name().clone(),
+                    kind: kind.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    /// Records a request that could not be answered with a review.
+    pub fn record_error(&self, stage: Stage, elapsed: Duration) {
+        self.record_request(stage, "unknown", Kind::Other.as_str(), Verdict::Error, false, elapsed);
+    }
+
+    fn record_request(
+        &self,
+        stage: Stage,
+        operation: &'static str,
+        kind: &'static str,
+        verdict: Verdict,
+        dry_run: bool,
+        elapsed: Duration,
+    ) {
+        let decision = match verdict {
+            Verdict::Allowed => "allowed",
+            Verdict::Denied => "denied",
+            Verdict::Error => "error",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                webhook: webhook(stage),
+                operation,
+                kind,
+                decision,
+                dry_run: if dry_run { "true" } else { "false" },
+            })
+            .inc();
+        self.duration
+            .get_or_create(&WebhookLabels {
+                webhook: webhook(stage),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A policy set was loaded (at start or on reload).
+    pub fn policies_loaded(&self, count: usize) {
+        self.policies_loaded.set(count as i64);
+    }
+
+    /// Counts a policy reload attempt.
+    pub fn policy_reload(&self, success: bool) {
+        self.policy_reloads
+            .get_or_create(&ResultLabels {
+                result: if success { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    /// Counts a certificate reload attempt.
+    pub fn tls_reload(&self, success: bool) {
+        self.tls_reloads
+            .get_or_create(&ResultLabels {
+                result: if success { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    /// Sets the serving certificate's expiry (Unix seconds).
+    pub fn tls_expiry(&self, unix_seconds: f64) {
+        self.tls_expiry.set(unix_seconds);
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,327 @@
+//! The wire format: decoding an `AdmissionReview` request (v1 or v1beta1) and
+//! encoding the response.
+//!
+//! The request is decoded in one pass with the objects kept as raw JSON, then
+//! each object is parsed once, straight into its typed k8s-openapi struct
+//! ([`Object::from_json`]). The response is written with our own types because
+//! kube-core's `AdmissionResponse` serializes `patch` as an array of numbers
+//! (kube-rs#1781) where the API server expects a base64 string.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::engine::{Decision, Input, Kind, Object, Operation, Stage, User};
+
+pub const V1: &str = "admission.k8s.io/v1";
+pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
+
+/// Why a request body is not a usable AdmissionReview (answered 400).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("body is not a valid AdmissionReview: {0}")]
+    Json(String),
+    #[error("kind must be AdmissionReview, not {0:?}")]
+    Kind(String),
+    #[error("apiVersion must be {V1} or {V1BETA1}, not {0:?}")]
+    ApiVersion(String),
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    #[error("AdmissionReview request has no uid")]
+    NoUid,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireReview<'a> {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(borrow)]
+    request: Option<WireRequest<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRequest<'a> {
+    #[serde(default)]
+    uid: String,
+    kind: WireKind,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    operation: Operation,
+    #[serde(default)]
+    user_info: WireUser,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+struct WireKind {
+    kind: String,
+}
+
+#[derive(Default, Deserialize)]
+struct WireUser {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// A decoded admission request with its objects parsed.
+#[derive(Debug)]
+pub struct Review {
+    pub api_version: &'static str,
+    pub uid: String,
+    pub kind: Kind,
+    pub name: String,
+    pub namespace: String,
+    pub operation: Operation,
+    pub username: String,
+    pub groups: Vec<String>,
+    pub object: Option<Object>,
+    pub old_object: Option<Object>,
+    pub dry_run: bool,
+}
+
+impl Review {
+    /// Decodes a request body. Objects are parsed only for the kinds portcullis
+    /// has rules for; the old object only on UPDATE.
+    pub fn decode(body: &[u8]) -> Result<Review, DecodeError> {
+        let wire: WireReview<'_> = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+        if wire.kind != "AdmissionReview" {
+            return Err(DecodeError::Kind(wire.kind));
+        }
+        let api_version = match wire.api_version.as_str() {
+            V1 => V1,
+            V1BETA1 => V1BETA1,
+            _ => return Err(DecodeError::ApiVersion(wire.api_version)),
+        };
+        let request = wire.request.ok_or(DecodeError::NoRequest)?;
+        if request.uid.is_empty() {
+            return Err(DecodeError::NoUid);
+        }
+        let kind = Kind::parse(&request.kind.kind);
+        let parse = |raw: Option<&RawValue>| {
+            raw.filter(|_| kind != Kind::Other)
+                .map(|raw| Object::from_json(kind, raw.get()))
+        };
+        let object = parse(request.object);
+        let old_object = if request.operation == Operation::Update {
+            parse(request.old_object)
+        } else {
+            None
+        };
+        let mut name = request.name;
+        if name.is_empty() {
+            // A CREATE with generateName has no name yet.
+            if let Some(meta) = object.as_ref().and_then(Object::metadata) {
+                name = meta
+                    .name
+                    .clone()
+                    .or_else(|| meta.generate_name.clone())
+                    .unwrap_or_default();
+            }
+        }
+        Ok(Review {
+            api_version,
+            uid: request.uid,
+            kind,
+            name,
+            namespace: request.namespace,
+            operation: request.operation,
+            username: request.user_info.username,
+            groups: request.user_info.groups,
+            object,
+            old_object,
+            dry_run: request.dry_run,
+        })
+    }
+
+    /// The engine's view of this review.
+    pub fn input(&self, stage: Stage) -> Input<'_> {
+        Input {
+            stage,
+            operation: self.operation,
+            kind: self.kind,
+            namespace: &self.namespace,
+            name: &self.name,
+            user: User {
+                username: &self.username,
+                groups: &self.groups,
+            },
+            object: self.object.as_ref(),
+            old_object: self.old_object.as_ref(),
+            dry_run: self.dry_run,
+        }
+    }
+
+    /// Encodes the response to this review for the engine's decision.
+    /// `policy_name` maps a policy index to its name (for audit annotations).
+    pub fn respond<'a>(&self, decision: &Decision, policy_name: impl Fn(usize) -> &'a str) -> Vec<u8> {
+        let status = (!decision.allowed()).then(|| WireStatus {
+            status: "Failure",
+            code: 403,
+            reason: "Forbidden",
+            message: decision.message(),
+        });
+        let patch = (!decision.patch.0.is_empty()).then(|| {
+            let json = serde_json::to_vec(&decision.patch).expect("a JSON patch always serializes");
+            base64::engine::general_purpose::STANDARD.encode(json)
+        });
+        let audit_annotations = decision
+            .audits
+            .iter()
+            .map(|audit| (policy_name(audit.policy), audit.message.as_str()))
+            .collect();
+        let review = WireResponseReview {
+            api_version: self.api_version,
+            kind: "AdmissionReview",
+            response: WireResponse {
+                uid: &self.uid,
+                allowed: decision.allowed(),
+                status,
+                warnings: &decision.warnings,
+                patch_type: patch.as_ref().map(|_| "JSONPatch"),
+                patch,
+                audit_annotations,
+            },
+        };
+        serde_json::to_vec(&review).expect("a response always serializes")
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponseReview<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    response: WireResponse<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<WireStatus>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    audit_annotations: BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Serialize)]
+struct WireStatus {
+    status: &'static str,
+    code: u16,
+    reason: &'static str,
+    message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Violation;
+    use serde_json::{Value, json};
+
+    fn body(request: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"apiVersion": V1, "kind": "AdmissionReview", "request": request})).unwrap()
+    }
+
+    fn request() -> Value {
+        json!({"uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "service"},
+               "namespace": "prod", "operation": "CREATE",
+               "userInfo": {"username": "alice", "groups": ["devs"]},
+               "object": {"metadata": {"generateName": "web-"}, "spec": {"type": "NodePort"}}})
+    }
+
+    #[test]
+    fn decodes_kind_case_insensitively_and_names_generated_objects() {
+        let review = Review::decode(&body(request())).unwrap();
+        assert_eq!(review.kind, Kind::Service);
+        assert_eq!(review.name, "web-");
+        assert_eq!(review.username, "alice");
+        assert!(matches!(review.object, Some(Object::Service(_))));
+        assert!(review.old_object.is_none());
+    }
+
+    #[test]
+    fn rejects_reviews_without_request_or_uid() {
+        let no_request = serde_json::to_vec(&json!({"apiVersion": V1, "kind": "AdmissionReview"})).unwrap();
+        assert_eq!(Review::decode(&no_request).unwrap_err(), DecodeError::NoRequest);
+        let mut no_uid = request();
+        no_uid.as_object_mut().unwrap().remove("uid");
+        assert_eq!(Review::decode(&body(no_uid)).unwrap_err(), DecodeError::NoUid);
+        assert_eq!(
+            Review::decode(br#"{"apiVersion":"v1","kind":"AdmissionReview"}"#)
+                .unwrap_err()
+                .to_string(),
+            "apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, not \"v1\""
+        );
+        assert!(matches!(Review::decode(b"{\"kind\":"), Err(DecodeError::Json(_))));
+    }
+
+    #[test]
+    fn encodes_denials_with_403_forbidden_and_a_base64_patch() {
+        let review = Review::decode(&body(request())).unwrap();
+        let decision = Decision {
+            violations: vec![
+                Violation {
+                    policy: 0,
+                    message: "[a] one".into(),
+                },
+                Violation {
+                    policy: 1,
+                    message: "[b] two".into(),
+                },
+            ],
+            warnings: vec!["careful".into()],
+            audits: vec![Violation {
+                policy: 2,
+                message: "[c] noted".into(),
+            }],
+            patch: serde_json::from_value(json!([{"op": "add", "path": "/metadata/annotations", "value": {}}]))
+                .unwrap(),
+            ..Default::default()
+        };
+        let names = ["a", "b", "c"];
+        let out: Value = serde_json::from_slice(&review.respond(&decision, |i| names[i])).unwrap();
+        assert_eq!(
+            out,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+                "uid": "u-1", "allowed": false,
+                "status": {"status": "Failure", "code": 403, "reason": "Forbidden", "message": "[a] one\n[b] two"},
+                "warnings": ["careful"],
+                "patchType": "JSONPatch",
+                "patch": "W3sib3AiOiJhZGQiLCJwYXRoIjoiL21ldGFkYXRhL2Fubm90YXRpb25zIiwidmFsdWUiOnt9fV0=",
+                "auditAnnotations": {"c": "[c] noted"},
+            }})
+        );
+    }
+
+    #[test]
+    fn an_allowed_response_is_minimal() {
+        let review = Review::decode(&body(request())).unwrap();
+        let out: Value = serde_json::from_slice(&review.respond(&Decision::default(), |_| "")).unwrap();
+        assert_eq!(
+            out,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u-1", "allowed": true}})
+        );
+    }
+}

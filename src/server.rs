@@ -1,0 +1,338 @@
+//! The HTTP adapter around the engine: the TLS webhook listener (`/validate`,
+//! `/mutate`, `/healthz`) and the plain-HTTP admin listener (`/metrics`,
+//! `/healthz`, `/readyz`). Handlers decode, call [`engine::evaluate`], encode,
+//! and record metrics and logs; they hold no policy logic.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::engine::{self, Namespaces, NoLabels, PolicySet, Stage};
+use crate::metrics::{self, Metrics};
+use crate::review::Review;
+
+/// Largest accepted review body. An UPDATE carries the object and the old
+/// object, and the API server accepts objects of up to 3 MiB.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Shared state of both listeners.
+pub struct AppState {
+    policies: RwLock<Arc<PolicySet>>,
+    namespaces: Box<dyn Namespaces + Send + Sync>,
+    metrics: Metrics,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// State serving `policies`, with no cluster (namespace names alone decide).
+    pub fn new(policies: PolicySet) -> Arc<AppState> {
+        Self::with_namespaces(policies, Box::new(NoLabels))
+    }
+
+    pub fn with_namespaces(policies: PolicySet, namespaces: Box<dyn Namespaces + Send + Sync>) -> Arc<AppState> {
+        let metrics = Metrics::new();
+        metrics.policies_loaded(policies.len());
+        Arc::new(AppState {
+            policies: RwLock::new(Arc::new(policies)),
+            namespaces,
+            metrics,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// The policy set serving now.
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new policy set atomically; in-flight reviews finish with the old one.
+    pub fn replace_policies(&self, policies: PolicySet) {
+        self.metrics.policies_loaded(policies.len());
+        *self.policies.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(policies);
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// The webhook routes (served over TLS).
+pub fn webhook_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The admin routes (plain HTTP, for kubelet probes and Prometheus).
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    review(&state, Stage::Validate, &headers, &body)
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    review(&state, Stage::Mutate, &headers, &body)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.encode()).into_response()
+}
+
+/// `application/json`, with or without parameters such as `charset`.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn webhook_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Validate => "validate",
+        Stage::Mutate => "mutate",
+    }
+}
+
+/// Answers one AdmissionReview.
+fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]) -> Response {
+    let started = Instant::now();
+    if !is_json(headers) {
+        state.metrics.record_error(stage, started.elapsed());
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json\n",
+        )
+            .into_response();
+    }
+    let review = match Review::decode(body) {
+        Ok(review) => review,
+        Err(error) => {
+            state.metrics.record_error(stage, started.elapsed());
+            debug!(webhook = webhook_name(stage), %error, "undecodable review");
+            return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
+        }
+    };
+    let policies = state.policies();
+    let decision = engine::evaluate(&review.input(stage), &policies, state.namespaces.as_ref());
+    let response = review.respond(&decision, |index| policies.policies()[index].name());
+    state.metrics.record_review(
+        stage,
+        review.operation,
+        review.kind,
+        &review.namespace,
+        review.dry_run,
+        &decision,
+        &policies,
+        started.elapsed(),
+    );
+
+    if !decision.allowed() {
+        let denying: Vec<&str> = decision
+            .violations
+            .iter()
+            .map(|v| policies.policies()[v.policy].name())
+            .collect();
+        info!(
+            uid = %review.uid, kind = review.kind.as_str(), namespace = %review.namespace, name = %review.name,
+            operation = review.operation.as_str(), dry_run = review.dry_run, policy = %denying.join(","),
+            "denied"
+        );
+    }
+    debug!(
+        webhook = webhook_name(stage), uid = %review.uid, kind = review.kind.as_str(), namespace = %review.namespace,
+        name = %review.name, operation = review.operation.as_str(), allowed = decision.allowed(),
+        warnings = decision.warnings.len(), patch_ops = decision.patch.0.len(),
+        micros = started.elapsed().as_micros() as u64, "reviewed"
+    );
+    ([(header::CONTENT_TYPE, "application/json")], response).into_response()
+}
+
+/// Where and how to serve.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// After a shutdown signal, stay up but unready this long, so endpoints
+    /// stop routing to this pod before it stops accepting.
+    pub shutdown_delay: Duration,
+    /// The longest in-flight reviews may take to finish on shutdown.
+    pub drain_timeout: Duration,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot load TLS certificate {cert} / key {key}: {source}")]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("server task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A running server.
+pub struct Running {
+    pub webhook_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// Starts the graceful shutdown: unready, wait the delay, drain, stop.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits until both listeners have stopped.
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.task.await?
+    }
+}
+
+/// Binds both listeners and serves until [`Running::shutdown`].
+pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running, ServeError> {
+    let tls = RustlsConfig::from_pem_file(&config.tls_cert, &config.tls_key)
+        .await
+        .map_err(|source| ServeError::Tls {
+            cert: config.tls_cert.clone(),
+            key: config.tls_key.clone(),
+            source,
+        })?;
+    let bind = |addr: SocketAddr| {
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+        listener.set_nonblocking(true)?;
+        Ok::<_, ServeError>(listener)
+    };
+    let webhook_listener = bind(config.listen)?;
+    let admin_listener = tokio::net::TcpListener::from_std(bind(config.admin_listen)?)?;
+    let webhook_addr = webhook_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let handle = axum_server::Handle::new();
+    let webhook = axum_server::from_tcp_rustls(webhook_listener, tls)?
+        .handle(handle.clone())
+        .serve(webhook_router(state.clone()).into_make_service());
+    let (admin_stop, mut admin_stopped) = watch::channel(false);
+    let admin = axum::serve(admin_listener, admin_router(state.clone()))
+        .with_graceful_shutdown(async move {
+            let _ = admin_stopped.wait_for(|stop| *stop).await;
+        })
+        .into_future();
+
+    let (stop, mut stopping) = watch::channel(false);
+    let delay = config.shutdown_delay;
+    let drain = config.drain_timeout;
+    let task = tokio::spawn(async move {
+        let mut webhook = tokio::spawn(webhook);
+        let admin = tokio::spawn(admin);
+        state.set_ready(true);
+        info!(%webhook_addr, %admin_addr, "serving");
+        let early = tokio::select! {
+            result = &mut webhook => Some(result),
+            _ = stopping.wait_for(|stop| *stop) => None,
+        };
+        state.set_ready(false);
+        let result = match early {
+            Some(result) => {
+                warn!("webhook listener stopped unexpectedly");
+                result
+            }
+            None => {
+                info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "shutting down: unready, then draining in-flight reviews"
+                );
+                tokio::time::sleep(delay).await;
+                handle.graceful_shutdown(Some(drain));
+                webhook.await
+            }
+        };
+        admin_stop.send_replace(true);
+        admin.await??;
+        result??;
+        info!("stopped");
+        Ok(())
+    });
+    Ok(Running {
+        webhook_addr,
+        admin_addr,
+        stop,
+        task,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json(&headers));
+        for (value, ok) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("application/yaml", false),
+            ("text/plain", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(is_json(&headers), ok, "{value}");
+        }
+    }
+}
