@@ -67,7 +67,6 @@ impl ExternalIps {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::engine::rules::testing::*;
     use serde_json::json;
 

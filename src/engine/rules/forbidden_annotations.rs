@@ -48,7 +48,6 @@ impl ForbiddenAnnotations {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::engine::rules::testing::*;
     use serde_json::json;
 

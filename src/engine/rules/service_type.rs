@@ -89,7 +89,6 @@ impl ServiceType {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::engine::rules::testing::*;
     use serde_json::json;
 
