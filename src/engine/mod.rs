@@ -176,17 +176,37 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, namespaces: &dyn Namesp
             continue;
         }
 
-        let findings = match object {
-            Object::Invalid { error, .. } => vec![Finding::Violation(format!(
-                "the object cannot be read as a {}: {error}; correct the manifest",
-                input.kind.as_str()
-            ))],
-            _ => policy.rule().check(&subject),
-        };
-        let mut outcome = Outcome::Pass;
-        if matches!(object, Object::Invalid { .. }) {
-            outcome = Outcome::Error;
+        if let Object::Invalid { error, .. } = object {
+            // Said once: denied by the first matching Deny policy, else warned
+            // by the first Warn policy.
+            let line = || {
+                let text = format!(
+                    "the object cannot be read as a {}: {error}; correct the manifest",
+                    input.kind.as_str()
+                );
+                policy.line(input, &text)
+            };
+            match policy.action() {
+                Action::Deny if decision.violations.is_empty() => {
+                    decision.violations.push(Violation {
+                        policy: index,
+                        message: line(),
+                    });
+                    decision.warnings.clear();
+                }
+                Action::Warn if decision.violations.is_empty() && decision.warnings.is_empty() => {
+                    decision.warnings.push(line())
+                }
+                _ => {}
+            }
+            decision.results.push(PolicyResult {
+                policy: index,
+                outcome: Outcome::Error,
+            });
+            continue;
         }
+        let findings = policy.rule().check(&subject);
+        let mut outcome = Outcome::Pass;
         let mut old_findings: Option<Vec<Finding>> = None;
         for finding in findings {
             let text = match &finding {

@@ -56,10 +56,15 @@ impl Object {
         fn typed<T: serde::de::DeserializeOwned>(kind: Kind, json: &str, wrap: fn(Box<T>) -> Object) -> Object {
             match serde_json::from_str::<T>(json) {
                 Ok(value) => wrap(Box::new(value)),
-                Err(error) => Object::Invalid {
-                    kind,
-                    error: error.to_string(),
-                },
+                Err(error) => {
+                    // The position is within the embedded object, meaningless to the user.
+                    let text = error.to_string();
+                    let error = text
+                        .rsplit_once(" at line ")
+                        .map_or(text.as_str(), |(head, _)| head)
+                        .to_owned();
+                    Object::Invalid { kind, error }
+                }
             }
         }
         match kind {

@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use portcullis::engine::PolicySet;
+use serde_json::{Value, json};
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The policies bundled in `policies/`.
+pub fn bundled() -> PolicySet {
+    portcullis::policy::load_dir(&repo("policies")).expect("bundled policies load")
+}
+
+/// A real AdmissionReview body captured from a kube-apiserver.
+pub fn fixture(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo("tests/fixtures").join(name)).expect("fixture exists");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Moves a review (request, object and old object) into another namespace.
+pub fn in_namespace(mut review: Value, namespace: &str) -> Value {
+    review["request"]["namespace"] = json!(namespace);
+    for key in ["object", "oldObject"] {
+        if review["request"][key].is_object() {
+            review["request"][key]["metadata"]["namespace"] = json!(namespace);
+        }
+    }
+    review
+}
+
+/// A v1 AdmissionReview for an object.
+pub fn review(operation: &str, namespace: &str, object: Value, old_object: Option<Value>) -> Value {
+    let kind = object["kind"].as_str().unwrap_or("Service").to_owned();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let group = if kind == "Ingress" { "networking.k8s.io" } else { "" };
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "11111111-2222-3333-4444-555555555555",
+            "kind": {"group": group, "version": "v1", "kind": kind},
+            "resource": {"group": group, "version": "v1", "resource": if kind == "Ingress" { "ingresses" } else { "services" }},
+            "name": name,
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": "alice", "groups": ["developers", "system:authenticated"]},
+            "object": if operation == "DELETE" { Value::Null } else { object.clone() },
+            "oldObject": old_object.unwrap_or(Value::Null),
+            "dryRun": false,
+        }
+    })
+}
+
+/// Installs the one rustls crypto provider (ring); fine to call from every test.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
