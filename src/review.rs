@@ -179,11 +179,14 @@ impl Review {
             let json = serde_json::to_vec(&decision.patch).expect("a JSON patch always serializes");
             base64::engine::general_purpose::STANDARD.encode(json)
         });
-        let audit_annotations = decision
-            .audits
-            .iter()
-            .map(|audit| (policy_name(audit.policy), audit.message.as_str()))
-            .collect();
+        let mut audit_annotations: BTreeMap<&str, String> = BTreeMap::new();
+        for audit in &decision.audits {
+            let entry = audit_annotations.entry(policy_name(audit.policy)).or_default();
+            if !entry.is_empty() {
+                entry.push_str("; ");
+            }
+            entry.push_str(&audit.message);
+        }
         let review = WireResponseReview {
             api_version: self.api_version,
             kind: "AdmissionReview",
@@ -223,7 +226,7 @@ struct WireResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     patch: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    audit_annotations: BTreeMap<&'a str, &'a str>,
+    audit_annotations: BTreeMap<&'a str, String>,
 }
 
 #[derive(Serialize)]
@@ -292,10 +295,16 @@ mod tests {
                 },
             ],
             warnings: vec!["careful".into()],
-            audits: vec![Violation {
-                policy: 2,
-                message: "[c] noted".into(),
-            }],
+            audits: vec![
+                Violation {
+                    policy: 2,
+                    message: "[c] noted".into(),
+                },
+                Violation {
+                    policy: 2,
+                    message: "[c] again".into(),
+                },
+            ],
             patch: serde_json::from_value(json!([{"op": "add", "path": "/metadata/annotations", "value": {}}]))
                 .unwrap(),
             ..Default::default()
@@ -310,7 +319,7 @@ mod tests {
                 "warnings": ["careful"],
                 "patchType": "JSONPatch",
                 "patch": "W3sib3AiOiJhZGQiLCJwYXRoIjoiL21ldGFkYXRhL2Fubm90YXRpb25zIiwidmFsdWUiOnt9fV0=",
-                "auditAnnotations": {"c": "[c] noted"},
+                "auditAnnotations": {"c": "[c] noted; [c] again"},
             }})
         );
     }

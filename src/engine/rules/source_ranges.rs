@@ -69,7 +69,11 @@ fn judge<'a>(field: &str, ranges: impl IntoIterator<Item = &'a str>) -> Option<S
 impl SourceRanges {
     pub fn check_service(&self, service: &Service, findings: &mut Vec<Finding>) {
         let Some(spec) = &service.spec else { return };
-        if spec.type_.as_deref() != Some("LoadBalancer") {
+        if !spec
+            .type_
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("LoadBalancer"))
+        {
             return;
         }
         let problem = match (
