@@ -12,6 +12,7 @@ pub mod certs;
 pub mod cli;
 pub mod engine;
 pub mod metrics;
+pub mod namespaces;
 pub mod policy;
 pub mod review;
 pub mod server;

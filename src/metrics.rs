@@ -102,6 +102,7 @@ pub struct Metrics {
     policy_reloads: Family<ResultLabels, Counter>,
     tls_expiry: Gauge<f64, AtomicU64>,
     tls_reloads: Family<ResultLabels, Counter>,
+    namespace_cache_stale: Gauge,
 }
 
 impl Default for Metrics {
@@ -162,6 +163,12 @@ impl Metrics {
             "Serving certificate reloads by result",
             tls_reloads.clone(),
         );
+        let namespace_cache_stale = Gauge::default();
+        registry.register(
+            "namespace_cache_stale",
+            "1 while the namespace watch is failing and reviews use the last snapshot of namespace labels",
+            namespace_cache_stale.clone(),
+        );
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
             .get_or_create(&VersionLabels {
@@ -180,6 +187,7 @@ impl Metrics {
             policy_reloads,
             tls_expiry,
             tls_reloads,
+            namespace_cache_stale,
         }
     }
 
@@ -300,6 +308,11 @@ impl Metrics {
     /// Sets the serving certificate's expiry (Unix seconds).
     pub fn tls_expiry(&self, unix_seconds: f64) {
         self.tls_expiry.set(unix_seconds);
+    }
+
+    /// Whether reviews use a stale snapshot of namespace labels.
+    pub fn namespace_cache_stale(&self, stale: bool) {
+        self.namespace_cache_stale.set(i64::from(stale));
     }
 
     /// The metrics in the OpenMetrics text format.

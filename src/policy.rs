@@ -1,6 +1,7 @@
 //! Loading policy files: every `*.yaml` / `*.yml` directly in the policy
 //! directory (hidden files and sub-directories are skipped, which also skips the
-//! `..data` machinery of a ConfigMap volume). A file may hold several documents
+//! `..data` machinery of a ConfigMap volume), and so is `kustomization.yaml`,
+//! which generates that ConfigMap. A file may hold several documents
 //! of these kinds, all `apiVersion: portcullis.dev/v1alpha1`:
 //!
 //! - `Policy`: one rule with its match, action and exceptions;
@@ -114,8 +115,10 @@ pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
         let path = entry.map_err(io)?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        // `kustomization.yaml` generates the policies ConfigMap; it is no policy.
+        let kustomization = name == "kustomization.yaml" || name == "kustomization.yml";
         // `is_file` follows symlinks, as a ConfigMap volume needs.
-        if yaml && !name.starts_with('.') && path.is_file() {
+        if yaml && !kustomization && !name.starts_with('.') && path.is_file() {
             files.push(path);
         }
     }

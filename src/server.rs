@@ -20,8 +20,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::engine::{self, Namespaces, NoLabels, PolicySet, Stage};
+use crate::engine::{self, NamespaceLabels, PolicySet, Stage};
 use crate::metrics::{self, Metrics};
+use crate::namespaces::{Lookup, NamespaceCache};
 use crate::review::Review;
 
 /// Largest accepted review body. An UPDATE carries the object and the old
@@ -31,25 +32,30 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Shared state of both listeners.
 pub struct AppState {
     policies: RwLock<Arc<PolicySet>>,
-    namespaces: Box<dyn Namespaces + Send + Sync>,
-    metrics: Metrics,
-    ready: AtomicBool,
+    /// `None` without a cluster: namespace names alone decide.
+    namespaces: Option<Arc<NamespaceCache>>,
+    metrics: Arc<Metrics>,
+    serving: AtomicBool,
 }
 
 impl AppState {
     /// State serving `policies`, with no cluster (namespace names alone decide).
     pub fn new(policies: PolicySet) -> Arc<AppState> {
-        Self::with_namespaces(policies, Box::new(NoLabels))
+        Self::with_namespaces(policies, Arc::new(Metrics::new()), None)
     }
 
-    pub fn with_namespaces(policies: PolicySet, namespaces: Box<dyn Namespaces + Send + Sync>) -> Arc<AppState> {
-        let metrics = Metrics::new();
+    /// State serving `policies`, reading namespace labels from `namespaces`.
+    pub fn with_namespaces(
+        policies: PolicySet,
+        metrics: Arc<Metrics>,
+        namespaces: Option<Arc<NamespaceCache>>,
+    ) -> Arc<AppState> {
         metrics.policies_loaded(policies.len());
         Arc::new(AppState {
             policies: RwLock::new(Arc::new(policies)),
             namespaces,
             metrics,
-            ready: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
         })
     }
 
@@ -67,16 +73,18 @@ impl AppState {
         *self.policies.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(policies);
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
+    /// Marks the listeners as serving (or, on shutdown, as going away).
+    pub fn set_ready(&self, serving: bool) {
+        self.serving.store(serving, Ordering::SeqCst);
     }
 
+    /// Ready: serving, policies loaded, and the namespace cache synced when a cluster is used.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.serving.load(Ordering::SeqCst) && self.namespaces.as_ref().is_none_or(|cache| cache.is_synced())
     }
 }
 
@@ -100,11 +108,11 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
 }
 
 async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    review(&state, Stage::Validate, &headers, &body)
+    review(&state, Stage::Validate, &headers, &body).await
 }
 
 async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    review(&state, Stage::Mutate, &headers, &body)
+    review(&state, Stage::Mutate, &headers, &body).await
 }
 
 async fn healthz() -> &'static str {
@@ -140,7 +148,7 @@ fn webhook_name(stage: Stage) -> &'static str {
 }
 
 /// Answers one AdmissionReview.
-fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]) -> Response {
     let started = Instant::now();
     if !is_json(headers) {
         state.metrics.record_error(stage, started.elapsed());
@@ -158,8 +166,13 @@ fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]) -> R
             return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
         }
     };
+    let lookup = match &state.namespaces {
+        Some(cache) if !review.namespace.is_empty() => Some(cache.lookup(&review.namespace).await),
+        _ => None,
+    };
+    let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
     let policies = state.policies();
-    let decision = engine::evaluate(&review.input(stage), &policies, state.namespaces.as_ref());
+    let decision = engine::evaluate(&review.input(stage), &policies, labels);
     let response = review.respond(&decision, |index| policies.policies()[index].name());
     state.metrics.record_review(
         stage,

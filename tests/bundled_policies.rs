@@ -4,7 +4,7 @@
 mod common;
 
 use common::{bundled, review};
-use portcullis::engine::{self, NoLabels, Stage};
+use portcullis::engine::{self, NamespaceLabels, Stage};
 use portcullis::review::Review;
 use serde_json::{Value, json};
 
@@ -18,7 +18,7 @@ struct Verdict {
 
 fn judge(body: &Value) -> Verdict {
     let review = Review::decode(&serde_json::to_vec(body).unwrap()).unwrap();
-    let decision = engine::evaluate(&review.input(Stage::Validate), &bundled(), &NoLabels);
+    let decision = engine::evaluate(&review.input(Stage::Validate), &bundled(), NamespaceLabels::none());
     Verdict {
         allowed: decision.allowed(),
         message: decision.message(),

@@ -51,30 +51,22 @@ pub struct Input<'a> {
 pub enum NamespaceLabels<'a> {
     Known(&'a BTreeMap<String, String>),
     /// The namespace is not (yet) known: every environment whose selector could
-    /// match is assumed to match (fail safe).
+    /// match is assumed to match (fail safe), and a warning says so.
     Unknown,
 }
 
-/// Where the engine gets namespace labels from.
-pub trait Namespaces {
-    fn labels(&self, namespace: &str) -> NamespaceLabels<'_>;
-}
-
-/// No cluster: every namespace has no labels, so name globs alone decide.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoLabels;
-
 static EMPTY_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
-impl Namespaces for NoLabels {
-    fn labels(&self, _namespace: &str) -> NamespaceLabels<'_> {
+impl NamespaceLabels<'_> {
+    /// No labels: without a cluster, namespace names alone decide.
+    pub fn none() -> NamespaceLabels<'static> {
         NamespaceLabels::Known(&EMPTY_LABELS)
     }
 }
 
-impl Namespaces for BTreeMap<String, BTreeMap<String, String>> {
-    fn labels(&self, namespace: &str) -> NamespaceLabels<'_> {
-        NamespaceLabels::Known(self.get(namespace).unwrap_or(&EMPTY_LABELS))
+impl<'a> From<Option<&'a BTreeMap<String, String>>> for NamespaceLabels<'a> {
+    fn from(labels: Option<&'a BTreeMap<String, String>>) -> Self {
+        NamespaceLabels::Known(labels.unwrap_or(&EMPTY_LABELS))
     }
 }
 
@@ -143,8 +135,9 @@ impl Decision {
     }
 }
 
-/// Evaluates one admission request against the policy set.
-pub fn evaluate(input: &Input<'_>, policies: &PolicySet, namespaces: &dyn Namespaces) -> Decision {
+/// Evaluates one admission request against the policy set, given the labels of
+/// the request's namespace.
+pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels<'_>) -> Decision {
     let mut decision = Decision::default();
     if !matches!(input.operation, Operation::Create | Operation::Update) {
         return decision;
@@ -152,7 +145,6 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, namespaces: &dyn Namesp
     let Some(object) = input.object else {
         return decision;
     };
-    let labels = namespaces.labels(input.namespace);
     let controller = match object {
         Object::Ingress(ingress) => policies.controllers().family_of(ingress),
         _ => None,
@@ -245,6 +237,17 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, namespaces: &dyn Namesp
         decision.results.push(PolicyResult { policy: index, outcome });
     }
     decision.patch = patch.build();
+    let unknown = matches!(labels, NamespaceLabels::Unknown);
+    if unknown && input.stage == Stage::Validate && policies.environments().iter().any(Environment::has_selector) {
+        decision.warnings.push(format!(
+            "[portcullis] {} {}/{}: the labels of namespace {} are unknown, so it was judged as part of every \
+             environment its labels could select",
+            input.kind.as_str(),
+            input.namespace,
+            input.name,
+            input.namespace
+        ));
+    }
     decision
 }
 

@@ -333,6 +333,11 @@ impl Environment {
             })
     }
 
+    /// Whether membership depends on namespace labels.
+    pub fn has_selector(&self) -> bool {
+        self.selector.is_some()
+    }
+
     pub fn namespace_globs(&self) -> impl Iterator<Item = &str> {
         self.namespaces.patterns()
     }
