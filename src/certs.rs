@@ -36,11 +36,7 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<Bundle, rcg
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.distinguished_name.push(DnType::CommonName, "portcullis CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     ca.not_before = now - Duration::hours(1);
     ca.not_after = now + Duration::days(days * 2);
     let ca_cert = ca.self_signed(&ca_key)?;
@@ -48,8 +44,7 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<Bundle, rcg
 
     let key = KeyPair::generate()?;
     let mut leaf = CertificateParams::new(dns.to_vec())?;
-    leaf.subject_alt_names
-        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    leaf.subject_alt_names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
     let common_name = dns.first().map(String::as_str).unwrap_or("portcullis");
     leaf.distinguished_name.push(DnType::CommonName, common_name);
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
@@ -58,11 +53,7 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<Bundle, rcg
     leaf.not_after = now + Duration::days(days);
     let cert = leaf.signed_by(&key, &issuer)?;
 
-    Ok(Bundle {
-        ca_pem: ca_cert.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    Ok(Bundle { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
 /// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `dir`, creating it.
@@ -83,19 +74,13 @@ mod tests {
 
     #[test]
     fn generates_a_ca_and_a_serving_certificate() {
-        let bundle = generate(
-            &["portcullis.portcullis-system.svc".into()],
-            &["127.0.0.1".parse().unwrap()],
-            30,
-        )
-        .unwrap();
+        let bundle =
+            generate(&["portcullis.portcullis-system.svc".into()], &["127.0.0.1".parse().unwrap()], 30).unwrap();
         assert!(bundle.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(bundle.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(bundle.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         assert_ne!(bundle.ca_pem, bundle.cert_pem);
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(bundle.ca_bundle())
-            .unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(bundle.ca_bundle()).unwrap();
         assert_eq!(decoded, bundle.ca_pem.as_bytes());
     }
 }

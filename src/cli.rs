@@ -46,9 +46,17 @@ pub struct ServeArgs {
     /// Directory of policy files.
     #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
     pub policies: PathBuf,
+    /// Kubeconfig to reach the API server (default: in-cluster config, then
+    /// KUBECONFIG / ~/.kube/config). Namespace labels are read from there.
+    #[arg(long, env = "PORTCULLIS_KUBECONFIG", conflicts_with = "no_cluster")]
+    pub kubeconfig: Option<PathBuf>,
     /// Never contact an API server: environments match namespaces by name only.
     #[arg(long, env = "PORTCULLIS_NO_CLUSTER")]
     pub no_cluster: bool,
+    /// How often to look for a rotated certificate and changed policy files
+    /// (0s: never).
+    #[arg(long, env = "PORTCULLIS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub reload_interval: Duration,
     /// On SIGTERM, stay up but unready this long before draining (e.g. 5s), so
     /// the Service stops sending reviews to this pod first.
     #[arg(long, env = "PORTCULLIS_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
@@ -85,9 +93,7 @@ pub struct PoliciesArgs {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 2m"))?;
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 2m"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(number)),
         "s" => Ok(Duration::from_secs(number)),
@@ -111,10 +117,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(
-            parse_duration("5"),
-            Err("\"5\" is not a duration like 500ms, 5s or 2m".into())
-        );
+        assert_eq!(parse_duration("5"), Err("\"5\" is not a duration like 500ms, 5s or 2m".into()));
         assert!(parse_duration("s").is_err());
     }
 }

@@ -14,5 +14,7 @@ pub mod engine;
 pub mod metrics;
 pub mod namespaces;
 pub mod policy;
+pub mod reload;
 pub mod review;
 pub mod server;
+pub mod tls;

@@ -1,11 +1,15 @@
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use tracing::{error, info};
 
 use portcullis::cli::{Cli, Command, ServeArgs};
+use portcullis::metrics::Metrics;
+use portcullis::namespaces::NamespaceCache;
 use portcullis::server::{self, AppState, ServeConfig};
 use portcullis::{certs, policy};
 
@@ -30,18 +34,15 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|runtime| runtime.block_on(serve(args))),
-        Command::Certs(args) => certs::generate(&args.dns, &args.ip, args.days)
-            .context("cannot generate certificates")
-            .and_then(|bundle| {
+        Command::Certs(args) => {
+            certs::generate(&args.dns, &args.ip, args.days).context("cannot generate certificates").and_then(|bundle| {
                 certs::write(&args.out, &bundle)
                     .with_context(|| format!("cannot write certificates to {}", args.out.display()))?;
-                eprintln!(
-                    "wrote {0}/ca.crt, {0}/tls.crt and {0}/tls.key; caBundle:",
-                    args.out.display()
-                );
+                eprintln!("wrote {0}/ca.crt, {0}/tls.crt and {0}/tls.key; caBundle:", args.out.display());
                 println!("{}", bundle.ca_bundle());
                 Ok(())
-            }),
+            })
+        }
         Command::Policies(args) => policy::load_dir(&args.policies)
             .map(|set| print!("{}", policy::describe(&set)))
             .map_err(anyhow::Error::from),
@@ -56,13 +57,24 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let set = policy::load_dir(&args.policies)?;
+    let sources = policy::read_sources(&args.policies)?;
+    let set = policy::load_dir_sources(&args.policies, &sources)?;
     info!(policies = set.len(), dir = %args.policies.display(), "policies loaded");
-    info!(
-        no_cluster = args.no_cluster,
-        "namespace labels are not read from a cluster: environments match namespaces by name"
-    );
-    let state = AppState::new(set);
+    let metrics = Arc::new(Metrics::new());
+    let namespaces = if args.no_cluster {
+        info!("--no-cluster: environments match namespaces by name only");
+        None
+    } else {
+        match kube_client(args.kubeconfig.as_deref()).await {
+            Ok(client) => Some(NamespaceCache::start(client, metrics.clone()).0),
+            Err(err) if args.kubeconfig.is_none() => {
+                info!(%err, "no cluster configuration found: environments match namespaces by name only");
+                None
+            }
+            Err(err) => return Err(err.context("cannot use --kubeconfig")),
+        }
+    };
+    let state = AppState::with_namespaces(set, metrics, namespaces);
     let config = ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
@@ -70,6 +82,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls_key: args.tls_key,
         shutdown_delay: args.shutdown_delay,
         drain_timeout: args.drain_timeout,
+        reload_interval: (!args.reload_interval.is_zero()).then_some(args.reload_interval),
+        policies: Some((args.policies, sources)),
     };
     let running = server::start(&config, state).await?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -78,9 +92,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "shutdown requested"),
     }
     running.shutdown();
-    running
-        .wait()
-        .await
-        .inspect_err(|err| error!(%err, "shutdown failed"))?;
+    running.wait().await.inspect_err(|err| error!(%err, "shutdown failed"))?;
     Ok(())
+}
+
+/// A client for the API server: from `--kubeconfig`, else in-cluster, else the
+/// usual kubeconfig locations.
+async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
 }

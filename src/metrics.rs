@@ -117,17 +117,9 @@ impl Metrics {
         let requests = Family::default();
         registry.register("admission_requests", "Admission reviews answered", requests.clone());
         let rejections = Family::default();
-        registry.register(
-            "admission_rejections",
-            "Admission requests denied, per denying policy",
-            rejections.clone(),
-        );
+        registry.register("admission_rejections", "Admission requests denied, per denying policy", rejections.clone());
         let policy_results = Family::default();
-        registry.register(
-            "policy_results",
-            "Policy evaluations by action and result",
-            policy_results.clone(),
-        );
+        registry.register("policy_results", "Policy evaluations by action and result", policy_results.clone());
         let duration = Family::<WebhookLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DURATION_BUCKETS.iter().copied())
         });
@@ -140,17 +132,9 @@ impl Metrics {
         let mutations = Family::default();
         registry.register("mutations", "Objects patched, per mutating policy", mutations.clone());
         let policies_loaded = Gauge::default();
-        registry.register(
-            "policies_loaded",
-            "Policies in the set currently serving",
-            policies_loaded.clone(),
-        );
+        registry.register("policies_loaded", "Policies in the set currently serving", policies_loaded.clone());
         let policy_reloads = Family::default();
-        registry.register(
-            "policy_reloads",
-            "Policy directory reloads by result",
-            policy_reloads.clone(),
-        );
+        registry.register("policy_reloads", "Policy directory reloads by result", policy_reloads.clone());
         let tls_expiry = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "tls_certificate_expiry_timestamp_seconds",
@@ -158,11 +142,7 @@ impl Metrics {
             tls_expiry.clone(),
         );
         let tls_reloads = Family::default();
-        registry.register(
-            "tls_reloads",
-            "Serving certificate reloads by result",
-            tls_reloads.clone(),
-        );
+        registry.register("tls_reloads", "Serving certificate reloads by result", tls_reloads.clone());
         let namespace_cache_stale = Gauge::default();
         registry.register(
             "namespace_cache_stale",
@@ -170,11 +150,7 @@ impl Metrics {
             namespace_cache_stale.clone(),
         );
         let build_info = Family::<VersionLabels, Gauge>::default();
-        build_info
-            .get_or_create(&VersionLabels {
-                version: env!("CARGO_PKG_VERSION"),
-            })
-            .set(1);
+        build_info.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "Build information (always 1)", build_info);
         Metrics {
             registry,
@@ -204,11 +180,7 @@ impl Metrics {
         policies: &PolicySet,
         elapsed: Duration,
     ) {
-        let verdict = if decision.allowed() {
-            Verdict::Allowed
-        } else {
-            Verdict::Denied
-        };
+        let verdict = if decision.allowed() { Verdict::Allowed } else { Verdict::Denied };
         self.record_request(stage, operation.as_str(), kind.as_str(), verdict, dry_run, elapsed);
         let all = policies.policies();
         for result in &decision.results {
@@ -239,10 +211,7 @@ impl Metrics {
         }
         for &index in &decision.mutated_by {
             self.mutations
-                .get_or_create(&MutationLabels {
-                    policy: all[index].shared_name().clone(),
-                    kind: kind.as_str(),
-                })
+                .get_or_create(&MutationLabels { policy: all[index].shared_name().clone(), kind: kind.as_str() })
                 .inc();
         }
     }
@@ -275,11 +244,7 @@ impl Metrics {
                 dry_run: if dry_run { "true" } else { "false" },
             })
             .inc();
-        self.duration
-            .get_or_create(&WebhookLabels {
-                webhook: webhook(stage),
-            })
-            .observe(elapsed.as_secs_f64());
+        self.duration.get_or_create(&WebhookLabels { webhook: webhook(stage) }).observe(elapsed.as_secs_f64());
     }
 
     /// A policy set was loaded (at start or on reload).
@@ -289,20 +254,12 @@ impl Metrics {
 
     /// Counts a policy reload attempt.
     pub fn policy_reload(&self, success: bool) {
-        self.policy_reloads
-            .get_or_create(&ResultLabels {
-                result: if success { "success" } else { "failure" },
-            })
-            .inc();
+        self.policy_reloads.get_or_create(&ResultLabels { result: if success { "success" } else { "failure" } }).inc();
     }
 
     /// Counts a certificate reload attempt.
     pub fn tls_reload(&self, success: bool) {
-        self.tls_reloads
-            .get_or_create(&ResultLabels {
-                result: if success { "success" } else { "failure" },
-            })
-            .inc();
+        self.tls_reloads.get_or_create(&ResultLabels { result: if success { "success" } else { "failure" } }).inc();
     }
 
     /// Sets the serving certificate's expiry (Unix seconds).

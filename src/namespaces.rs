@@ -52,11 +52,7 @@ impl NamespaceCache {
     pub fn start(client: Client, metrics: Arc<Metrics>) -> (Arc<NamespaceCache>, tokio::task::JoinHandle<()>) {
         let api: Api<Namespace> = Api::all(client);
         let (store, writer) = reflector::store();
-        let cache = Arc::new(NamespaceCache {
-            store,
-            api: api.clone(),
-            synced: AtomicBool::new(false),
-        });
+        let cache = Arc::new(NamespaceCache { store, api: api.clone(), synced: AtomicBool::new(false) });
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
@@ -110,10 +106,7 @@ impl NamespaceCache {
                 Lookup::Unknown
             }
             Err(_) => {
-                warn!(
-                    namespace = name,
-                    "namespace lookup timed out; judging with unknown labels"
-                );
+                warn!(namespace = name, "namespace lookup timed out; judging with unknown labels");
                 Lookup::Unknown
             }
         }

@@ -30,11 +30,7 @@ pub enum LoadError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{file}: {subject}: {message}")]
-    Invalid {
-        file: PathBuf,
-        subject: String,
-        message: String,
-    },
+    Invalid { file: PathBuf, subject: String, message: String },
     #[error("{dir}: no Policy documents found")]
     Empty { dir: PathBuf },
 }
@@ -90,26 +86,19 @@ struct ControllersSpec {
 fn check_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "metadata.name {name:?} must be a DNS label (lowercase letters, digits and '-', at most 63)"
-        ))
+        Err(format!("metadata.name {name:?} must be a DNS label (lowercase letters, digits and '-', at most 63)"))
     }
 }
 
 /// The `*.yaml` / `*.yml` files directly inside `dir`, sorted by name.
 pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let io = |source| LoadError::Io {
-        path: dir.to_owned(),
-        source,
-    };
+    let io = |source| LoadError::Io { path: dir.to_owned(), source };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
@@ -126,17 +115,25 @@ pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
+/// The policy files in `dir` with their contents, in load order.
+pub fn read_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
+    policy_files(dir)?
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(source) => Err(LoadError::Io { path, source }),
+        })
+        .collect()
+}
+
 /// Loads and validates every policy file in `dir`.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadError> {
-    let mut sources = Vec::new();
-    for path in policy_files(dir)? {
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        sources.push((path, text));
-    }
-    let set = load_sources(&sources)?;
+    load_dir_sources(dir, &read_sources(dir)?)
+}
+
+/// Loads the sources read from `dir`; a directory without policies is an error.
+pub fn load_dir_sources(dir: &Path, sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
+    let set = load_sources(sources)?;
     if set.is_empty() {
         return Err(LoadError::Empty { dir: dir.to_owned() });
     }
@@ -147,26 +144,16 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadError> {
 pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
     let mut docs = Vec::new();
     for (file, text) in sources {
-        let invalid = |subject: String, message: String| LoadError::Invalid {
-            file: file.clone(),
-            subject,
-            message,
-        };
+        let invalid = |subject: String, message: String| LoadError::Invalid { file: file.clone(), subject, message };
         let values: Vec<Value> = serde_saphyr::from_str_multiple(text)
             .map_err(|e| invalid("YAML".into(), e.to_string().replace('\n', " ")))?;
         for (index, value) in values.into_iter().enumerate().filter(|(_, v)| !v.is_null()) {
             let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let name = value
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            let name = value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned);
             let subject = Subject(&kind, name.as_deref(), index).to_string();
             let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
             if api_version != API_VERSION {
-                return Err(invalid(
-                    subject,
-                    format!("apiVersion must be {API_VERSION}, not {api_version:?}"),
-                ));
+                return Err(invalid(subject, format!("apiVersion must be {API_VERSION}, not {api_version:?}")));
             }
             docs.push((file, subject, kind, value));
         }
@@ -191,22 +178,14 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadErro
             "Environment" => {
                 let (name, spec) = parse::<EnvironmentSpec>(value.clone()).map_err(|m| invalid(file, subject, m))?;
                 if environments.iter().any(|env| env.name() == name) {
-                    return Err(invalid(
-                        file,
-                        subject,
-                        "an Environment with this name is already defined".into(),
-                    ));
+                    return Err(invalid(file, subject, "an Environment with this name is already defined".into()));
                 }
                 environments.push(Environment::new(name, spec).map_err(|m| invalid(file, subject, m))?);
             }
             "IngressControllers" => {
                 let (_, spec) = parse::<ControllersSpec>(value.clone()).map_err(|m| invalid(file, subject, m))?;
                 if controllers.is_some() {
-                    return Err(invalid(
-                        file,
-                        subject,
-                        "only one IngressControllers document is allowed".into(),
-                    ));
+                    return Err(invalid(file, subject, "only one IngressControllers document is allowed".into()));
                 }
                 controllers = Some(ControllerMap::with(spec.classes, spec.default));
             }
@@ -227,11 +206,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadErro
         }
         let (name, spec) = parse::<PolicySpec>(value).map_err(|m| invalid(file, &subject, m))?;
         if policies.iter().any(|p| p.name() == name) {
-            return Err(invalid(
-                file,
-                &subject,
-                "a Policy with this name is already defined".into(),
-            ));
+            return Err(invalid(file, &subject, "a Policy with this name is already defined".into()));
         }
         policies.push(Policy::new(name, spec, &environments).map_err(|m| invalid(file, &subject, m))?);
     }
@@ -243,18 +218,8 @@ pub fn describe(set: &PolicySet) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let environments = set.environments();
-    let names = |indexes: &[usize]| {
-        indexes
-            .iter()
-            .map(|&i| environments[i].name())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let _ = writeln!(
-        out,
-        "{:<38} {:<6} {:<21} {:<16} {:<14} WHERE",
-        "POLICY", "ACTION", "RULE", "KINDS", "OPERATIONS"
-    );
+    let names = |indexes: &[usize]| indexes.iter().map(|&i| environments[i].name()).collect::<Vec<_>>().join(",");
+    let _ = writeln!(out, "{:<38} {:<6} {:<21} {:<16} {:<14} WHERE", "POLICY", "ACTION", "RULE", "KINDS", "OPERATIONS");
     for policy in set.policies() {
         let m = policy.matches();
         let kinds: Vec<&str> = m.kinds.iter().map(|k| k.as_str()).collect();
@@ -267,19 +232,13 @@ pub fn describe(set: &PolicySet) -> String {
             scope.push(format!("environments {}", names(&m.environments)));
         }
         if !m.namespaces.is_empty() {
-            scope.push(format!(
-                "namespaces {}",
-                m.namespaces.patterns().collect::<Vec<_>>().join(",")
-            ));
+            scope.push(format!("namespaces {}", m.namespaces.patterns().collect::<Vec<_>>().join(",")));
         }
         if !m.exclude_environments.is_empty() {
             scope.push(format!("except environments {}", names(&m.exclude_environments)));
         }
         if !m.exclude_namespaces.is_empty() {
-            scope.push(format!(
-                "except {}",
-                m.exclude_namespaces.patterns().collect::<Vec<_>>().join(",")
-            ));
+            scope.push(format!("except {}", m.exclude_namespaces.patterns().collect::<Vec<_>>().join(",")));
         }
         let action = match policy.rule().stage() {
             crate::engine::Stage::Mutate => "Mutate",
@@ -361,24 +320,15 @@ mod tests {
             format!("apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p3}}\nspec:\n{spec}")
         };
         assert_eq!(
-            load(&policy(
-                "  match: {excludeNamespaces: ['kube-[']}\n  rule: {ingressTls: {}}\n"
-            ))
-            .unwrap_err(),
+            load(&policy("  match: {excludeNamespaces: ['kube-[']}\n  rule: {ingressTls: {}}\n")).unwrap_err(),
             "p.yaml: Policy \"p3\": invalid glob \"kube-[\": invalid range pattern"
         );
         assert_eq!(
-            load(&policy(
-                "  match: {environments: [staging]}\n  rule: {ingressTls: {}}\n"
-            ))
-            .unwrap_err(),
+            load(&policy("  match: {environments: [staging]}\n  rule: {ingressTls: {}}\n")).unwrap_err(),
             "p.yaml: Policy \"p3\": match.environments: unknown environment \"staging\" (known: )"
         );
         assert_eq!(
-            load(&policy(
-                "  match: {kinds: [Ingress]}\n  rule: {serviceType: {forbidden: [NodePort]}}\n"
-            ))
-            .unwrap_err(),
+            load(&policy("  match: {kinds: [Ingress]}\n  rule: {serviceType: {forbidden: [NodePort]}}\n")).unwrap_err(),
             "p.yaml: Policy \"p3\": match.kinds: rule serviceType applies to Service, not to \"Ingress\""
         );
         assert_eq!(

@@ -112,25 +112,15 @@ impl Review {
             return Err(DecodeError::NoUid);
         }
         let kind = Kind::parse(&request.kind.kind);
-        let parse = |raw: Option<&RawValue>| {
-            raw.filter(|_| kind != Kind::Other)
-                .map(|raw| Object::from_json(kind, raw.get()))
-        };
+        let parse =
+            |raw: Option<&RawValue>| raw.filter(|_| kind != Kind::Other).map(|raw| Object::from_json(kind, raw.get()));
         let object = parse(request.object);
-        let old_object = if request.operation == Operation::Update {
-            parse(request.old_object)
-        } else {
-            None
-        };
+        let old_object = if request.operation == Operation::Update { parse(request.old_object) } else { None };
         let mut name = request.name;
         if name.is_empty() {
             // A CREATE with generateName has no name yet.
             if let Some(meta) = object.as_ref().and_then(Object::metadata) {
-                name = meta
-                    .name
-                    .clone()
-                    .or_else(|| meta.generate_name.clone())
-                    .unwrap_or_default();
+                name = meta.name.clone().or_else(|| meta.generate_name.clone()).unwrap_or_default();
             }
         }
         Ok(Review {
@@ -156,10 +146,7 @@ impl Review {
             kind: self.kind,
             namespace: &self.namespace,
             name: &self.name,
-            user: User {
-                username: &self.username,
-                groups: &self.groups,
-            },
+            user: User { username: &self.username, groups: &self.groups },
             object: self.object.as_ref(),
             old_object: self.old_object.as_ref(),
             dry_run: self.dry_run,
@@ -272,9 +259,7 @@ mod tests {
         no_uid.as_object_mut().unwrap().remove("uid");
         assert_eq!(Review::decode(&body(no_uid)).unwrap_err(), DecodeError::NoUid);
         assert_eq!(
-            Review::decode(br#"{"apiVersion":"v1","kind":"AdmissionReview"}"#)
-                .unwrap_err()
-                .to_string(),
+            Review::decode(br#"{"apiVersion":"v1","kind":"AdmissionReview"}"#).unwrap_err().to_string(),
             "apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, not \"v1\""
         );
         assert!(matches!(Review::decode(b"{\"kind\":"), Err(DecodeError::Json(_))));
@@ -285,25 +270,13 @@ mod tests {
         let review = Review::decode(&body(request())).unwrap();
         let decision = Decision {
             violations: vec![
-                Violation {
-                    policy: 0,
-                    message: "[a] one".into(),
-                },
-                Violation {
-                    policy: 1,
-                    message: "[b] two".into(),
-                },
+                Violation { policy: 0, message: "[a] one".into() },
+                Violation { policy: 1, message: "[b] two".into() },
             ],
             warnings: vec!["careful".into()],
             audits: vec![
-                Violation {
-                    policy: 2,
-                    message: "[c] noted".into(),
-                },
-                Violation {
-                    policy: 2,
-                    message: "[c] again".into(),
-                },
+                Violation { policy: 2, message: "[c] noted".into() },
+                Violation { policy: 2, message: "[c] again".into() },
             ],
             patch: serde_json::from_value(json!([{"op": "add", "path": "/metadata/annotations", "value": {}}]))
                 .unwrap(),

@@ -24,6 +24,7 @@ use crate::engine::{self, NamespaceLabels, PolicySet, Stage};
 use crate::metrics::{self, Metrics};
 use crate::namespaces::{Lookup, NamespaceCache};
 use crate::review::Review;
+use crate::{reload, tls};
 
 /// Largest accepted review body. An UPDATE carries the object and the old
 /// object, and the API server accepts objects of up to 3 MiB.
@@ -61,10 +62,7 @@ impl AppState {
 
     /// The policy set serving now.
     pub fn policies(&self) -> Arc<PolicySet> {
-        self.policies
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.policies.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Swaps in a new policy set atomically; in-flight reviews finish with the old one.
@@ -152,11 +150,7 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
     let started = Instant::now();
     if !is_json(headers) {
         state.metrics.record_error(stage, started.elapsed());
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json\n",
-        )
-            .into_response();
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json\n").into_response();
     }
     let review = match Review::decode(body) {
         Ok(review) => review,
@@ -186,11 +180,7 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
     );
 
     if !decision.allowed() {
-        let denying: Vec<&str> = decision
-            .violations
-            .iter()
-            .map(|v| policies.policies()[v.policy].name())
-            .collect();
+        let denying: Vec<&str> = decision.violations.iter().map(|v| policies.policies()[v.policy].name()).collect();
         info!(
             uid = %review.uid, kind = review.kind.as_str(), namespace = %review.namespace, name = %review.name,
             operation = review.operation.as_str(), dry_run = review.dry_run, policy = %denying.join(","),
@@ -218,17 +208,18 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     /// The longest in-flight reviews may take to finish on shutdown.
     pub drain_timeout: Duration,
+    /// How often to look for a new certificate and new policies; `None` never.
+    pub reload_interval: Option<Duration>,
+    /// The policy directory and the files the serving set was loaded from, to
+    /// reload it when they change.
+    pub policies: Option<(PathBuf, Vec<(PathBuf, String)>)>,
 }
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot load TLS certificate {cert} / key {key}: {source}")]
-    Tls {
-        cert: PathBuf,
-        key: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
@@ -259,13 +250,25 @@ impl Running {
 
 /// Binds both listeners and serves until [`Running::shutdown`].
 pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running, ServeError> {
-    let tls = RustlsConfig::from_pem_file(&config.tls_cert, &config.tls_key)
-        .await
-        .map_err(|source| ServeError::Tls {
-            cert: config.tls_cert.clone(),
-            key: config.tls_key.clone(),
-            source,
-        })?;
+    let pair = tls::read_pair(&config.tls_cert, &config.tls_key)?;
+    let loaded = tls::load(&config.tls_cert, &pair.0, &config.tls_key, &pair.1)?;
+    state.metrics.tls_expiry(loaded.not_after as f64);
+    let tls = RustlsConfig::from_config(loaded.config);
+    let mut reloaders = Vec::new();
+    if let Some(interval) = config.reload_interval {
+        let certificate = reload::Certificate::new(
+            config.tls_cert.clone(),
+            config.tls_key.clone(),
+            pair,
+            tls.clone(),
+            state.metrics.clone(),
+        );
+        reloaders.push(reload::spawn("certificate", interval, certificate));
+        if let Some((dir, sources)) = &config.policies {
+            let policies = reload::Policies::new(dir.clone(), sources.clone(), state.clone());
+            reloaders.push(reload::spawn("policies", interval, policies));
+        }
+    }
     let bind = |addr: SocketAddr| {
         let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
         listener.set_nonblocking(true)?;
@@ -306,27 +309,22 @@ pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running
                 result
             }
             None => {
-                info!(
-                    delay_ms = delay.as_millis() as u64,
-                    "shutting down: unready, then draining in-flight reviews"
-                );
+                info!(delay_ms = delay.as_millis() as u64, "shutting down: unready, then draining in-flight reviews");
                 tokio::time::sleep(delay).await;
                 handle.graceful_shutdown(Some(drain));
                 webhook.await
             }
         };
+        for reloader in reloaders {
+            reloader.abort();
+        }
         admin_stop.send_replace(true);
         admin.await??;
         result??;
         info!("stopped");
         Ok(())
     });
-    Ok(Running {
-        webhook_addr,
-        admin_addr,
-        stop,
-        task,
-    })
+    Ok(Running { webhook_addr, admin_addr, stop, task })
 }
 
 #[cfg(test)]

@@ -19,27 +19,15 @@ struct Verdict {
 fn judge(body: &Value) -> Verdict {
     let review = Review::decode(&serde_json::to_vec(body).unwrap()).unwrap();
     let decision = engine::evaluate(&review.input(Stage::Validate), &bundled(), NamespaceLabels::none());
-    Verdict {
-        allowed: decision.allowed(),
-        message: decision.message(),
-        warnings: decision.warnings,
-    }
+    Verdict { allowed: decision.allowed(), message: decision.message(), warnings: decision.warnings }
 }
 
 fn allowed() -> Verdict {
-    Verdict {
-        allowed: true,
-        message: String::new(),
-        warnings: vec![],
-    }
+    Verdict { allowed: true, message: String::new(), warnings: vec![] }
 }
 
 fn denied(lines: &[&str]) -> Verdict {
-    Verdict {
-        allowed: false,
-        message: lines.join("\n"),
-        warnings: vec![],
-    }
+    Verdict { allowed: false, message: lines.join("\n"), warnings: vec![] }
 }
 
 fn service(name: &str, spec: Value) -> Value {
@@ -79,9 +67,7 @@ fn rejects_nodeport_in_production() {
     for namespace in ["production", "prod", "prod-eu", "shop-prod", "shop-production"] {
         assert_eq!(
             judge(&review("CREATE", namespace, svc.clone(), None)),
-            denied(&[&format!(
-                "[no-nodeport-in-production] Service {namespace}/web: {NODEPORT}"
-            )]),
+            denied(&[&format!("[no-nodeport-in-production] Service {namespace}/web: {NODEPORT}")]),
         );
     }
 }
@@ -101,10 +87,7 @@ fn treats_an_omitted_type_as_cluster_ip() {
 
 #[test]
 fn warns_on_loadbalancer_in_production() {
-    let svc = service(
-        "web",
-        json!({"type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"]}),
-    );
+    let svc = service("web", json!({"type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"]}));
     assert_eq!(
         judge(&review("CREATE", "production", svc.clone(), None)),
         Verdict {
@@ -120,10 +103,7 @@ fn warns_on_loadbalancer_in_production() {
 
 #[test]
 fn rejects_world_open_loadbalancer_in_production() {
-    let svc = service(
-        "web",
-        json!({"type": "LoadBalancer", "loadBalancerSourceRanges": ["0.0.0.0/0"]}),
-    );
+    let svc = service("web", json!({"type": "LoadBalancer", "loadBalancerSourceRanges": ["0.0.0.0/0"]}));
     let verdict = judge(&review("CREATE", "production", svc, None));
     assert_eq!(
         (verdict.allowed, verdict.message.as_str()),
@@ -141,10 +121,7 @@ fn rejects_world_open_loadbalancer_in_production() {
 
 #[test]
 fn rejects_external_ips_everywhere() {
-    let svc = service(
-        "web",
-        json!({"ports": [{"port": 80}], "externalIPs": ["198.51.100.20"]}),
-    );
+    let svc = service("web", json!({"ports": [{"port": 80}], "externalIPs": ["198.51.100.20"]}));
     assert_eq!(
         judge(&review("CREATE", "dev", svc, None)),
         denied(&[
@@ -158,10 +135,7 @@ fn allows_a_complete_ingress_in_production() {
     let ing = ingress(
         "shop",
         good_ingress_annotations(),
-        tls_spec(
-            json!(["shop.example.com"]),
-            json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]),
-        ),
+        tls_spec(json!(["shop.example.com"]), json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])),
     );
     assert_eq!(judge(&review("CREATE", "production", ing, None)), allowed());
 }
@@ -186,11 +160,7 @@ fn rejects_a_host_not_covered_by_tls() {
 
 #[test]
 fn a_tls_entry_without_hosts_covers_nothing() {
-    let ing = ingress(
-        "shop",
-        good_ingress_annotations(),
-        tls_spec(json!(["shop.example.com"]), json!([{}])),
-    );
+    let ing = ingress("shop", good_ingress_annotations(), tls_spec(json!(["shop.example.com"]), json!([{}])));
     assert_eq!(
         judge(&review("CREATE", "dev", ing, None)),
         denied(&[
@@ -202,17 +172,9 @@ fn a_tls_entry_without_hosts_covers_nothing() {
 #[test]
 fn a_wildcard_covers_one_label_only() {
     let wildcard = json!([{"hosts": ["*.example.com"], "secretName": "wildcard-tls"}]);
-    let one = ingress(
-        "shop",
-        good_ingress_annotations(),
-        tls_spec(json!(["a.example.com"]), wildcard.clone()),
-    );
+    let one = ingress("shop", good_ingress_annotations(), tls_spec(json!(["a.example.com"]), wildcard.clone()));
     assert_eq!(judge(&review("CREATE", "dev", one, None)), allowed());
-    let two = ingress(
-        "shop",
-        good_ingress_annotations(),
-        tls_spec(json!(["a.b.example.com"]), wildcard),
-    );
+    let two = ingress("shop", good_ingress_annotations(), tls_spec(json!(["a.b.example.com"]), wildcard));
     assert_eq!(
         judge(&review("CREATE", "dev", two, None)),
         denied(&[
@@ -245,10 +207,7 @@ fn rejects_nginx_ssl_redirect_false_on_a_tls_ingress() {
     let ing = ingress(
         "shop",
         annotations,
-        tls_spec(
-            json!(["shop.example.com"]),
-            json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]),
-        ),
+        tls_spec(json!(["shop.example.com"]), json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])),
     );
     assert_eq!(
         judge(&review("CREATE", "dev", ing, None)),
@@ -262,10 +221,7 @@ fn unauthenticated(namespace: &str, annotations: Value) -> Verdict {
     let ing = ingress(
         "shop",
         annotations,
-        tls_spec(
-            json!(["shop.example.com"]),
-            json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]),
-        ),
+        tls_spec(json!(["shop.example.com"]), json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])),
     );
     judge(&review("CREATE", namespace, ing, None))
 }
@@ -320,10 +276,7 @@ fn rejects_snippet_annotations() {
     let ing = ingress(
         "shop",
         annotations,
-        tls_spec(
-            json!(["shop.example.com"]),
-            json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]),
-        ),
+        tls_spec(json!(["shop.example.com"]), json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])),
     );
     assert_eq!(
         judge(&review("CREATE", "dev", ing, None)),
@@ -344,10 +297,7 @@ fn honours_exceptions_by_user() {
 #[test]
 fn allows_delete() {
     let svc = service("web", json!({"type": "NodePort", "externalIPs": ["198.51.100.20"]}));
-    assert_eq!(
-        judge(&review("DELETE", "production", Value::Null, Some(svc))),
-        allowed()
-    );
+    assert_eq!(judge(&review("DELETE", "production", Value::Null, Some(svc))), allowed());
 }
 
 #[test]
@@ -363,10 +313,7 @@ fn dry_run_gets_the_same_verdict() {
 #[test]
 fn warns_on_update_of_an_object_that_already_violated() {
     let old = service("web", json!({"type": "NodePort", "ports": [{"port": 80}]}));
-    let new = service(
-        "web",
-        json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 443}]}),
-    );
+    let new = service("web", json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 443}]}));
     assert_eq!(
         judge(&review("UPDATE", "production", new, Some(old))),
         Verdict {
@@ -385,9 +332,7 @@ fn denies_update_that_introduces_the_violation() {
     let new = service("web", json!({"type": "NodePort", "ports": [{"port": 80}]}));
     assert_eq!(
         judge(&review("UPDATE", "production", new, Some(old))),
-        denied(&[&format!(
-            "[no-nodeport-in-production] Service production/web: {NODEPORT}"
-        )])
+        denied(&[&format!("[no-nodeport-in-production] Service production/web: {NODEPORT}")])
     );
 }
 
@@ -425,12 +370,5 @@ fn violations_are_listed_one_per_line_in_policy_order() {
     );
     let verdict = judge(&review("CREATE", "production", ing, None));
     let lines: Vec<&str> = verdict.message.lines().map(|l| l.split(']').next().unwrap()).collect();
-    assert_eq!(
-        lines,
-        [
-            "[no-configuration-snippets",
-            "[require-ingress-auth",
-            "[require-ingress-tls"
-        ]
-    );
+    assert_eq!(lines, ["[no-configuration-snippets", "[require-ingress-auth", "[require-ingress-tls"]);
 }

@@ -23,32 +23,13 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn policies_lists_the_bundled_set() {
-    let out = portcullis()
-        .args(["policies", "--policies"])
-        .arg(repo("policies"))
-        .output()
-        .unwrap();
+    let out = portcullis().args(["policies", "--policies"]).arg(repo("policies")).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let nodeport = text
-        .lines()
-        .find(|l| l.starts_with("no-nodeport-in-production "))
-        .expect("listed");
+    let nodeport = text.lines().find(|l| l.starts_with("no-nodeport-in-production ")).expect("listed");
     let columns: Vec<&str> = nodeport.split_whitespace().collect();
-    assert_eq!(
-        &columns[..5],
-        [
-            "no-nodeport-in-production",
-            "Deny",
-            "serviceType",
-            "Service",
-            "CREATE,UPDATE"
-        ]
-    );
-    assert!(
-        nodeport.ends_with("environments production; except kube-system,portcullis-system"),
-        "{nodeport}"
-    );
+    assert_eq!(&columns[..5], ["no-nodeport-in-production", "Deny", "serviceType", "Service", "CREATE,UPDATE"]);
+    assert!(nodeport.ends_with("environments production; except kube-system,portcullis-system"), "{nodeport}");
     assert_eq!(text.lines().count(), 1 + 12 + 1, "{text}");
 }
 
@@ -65,24 +46,12 @@ fn an_invalid_policy_set_is_refused_by_policies_and_serve() {
          `sourceRanges`, `ingressTls`, `ingressAuth`, `forbiddenAnnotations`, `setAnnotations`\n",
         dir.join("bad.yaml").display()
     );
-    let out = portcullis()
-        .args(["policies", "--policies"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let out = portcullis().args(["policies", "--policies"]).arg(&dir).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8(out.stderr).unwrap(), expected);
 
     let out = portcullis()
-        .args([
-            "serve",
-            "--tls-cert",
-            "x.crt",
-            "--tls-key",
-            "x.key",
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "--tls-cert", "x.crt", "--tls-key", "x.key", "--listen", "127.0.0.1:0"])
         .args(["--admin-listen", "127.0.0.1:0", "--policies"])
         .arg(&dir)
         .output()
@@ -104,17 +73,8 @@ fn certs_writes_a_ca_and_serving_pair_and_prints_the_ca_bundle() {
     let ca = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
     use base64::Engine as _;
     let printed = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        base64::engine::general_purpose::STANDARD
-            .decode(printed.trim())
-            .unwrap(),
-        ca.as_bytes()
-    );
-    assert!(
-        std::fs::read_to_string(dir.join("tls.key"))
-            .unwrap()
-            .starts_with("-----BEGIN PRIVATE KEY-----")
-    );
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(printed.trim()).unwrap(), ca.as_bytes());
+    assert!(std::fs::read_to_string(dir.join("tls.key")).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -126,22 +86,10 @@ fn certs_writes_a_ca_and_serving_pair_and_prints_the_ca_bundle() {
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
     let dir = temp_dir("sigterm");
-    let made = portcullis()
-        .args(["certs", "--out"])
-        .arg(&dir)
-        .args(["--dns", "localhost"])
-        .output()
-        .unwrap();
+    let made = portcullis().args(["certs", "--out"]).arg(&dir).args(["--dns", "localhost"]).output().unwrap();
     assert!(made.status.success());
     let mut child = portcullis()
-        .args([
-            "serve",
-            "--no-cluster",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "--no-cluster", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .arg("--tls-cert")
         .arg(dir.join("tls.crt"))
         .arg("--tls-key")
@@ -160,18 +108,11 @@ fn serve_stops_cleanly_on_sigterm() {
         }
         assert!(started.elapsed() < Duration::from_secs(20), "serve did not start");
     }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}, log: {rest:?}");
-    assert!(
-        rest.iter()
-            .any(|line| line.contains("shutdown requested") && line.contains("SIGTERM")),
-        "{rest:?}"
-    );
+    assert!(rest.iter().any(|line| line.contains("shutdown requested") && line.contains("SIGTERM")), "{rest:?}");
     assert!(rest.last().is_some_and(|line| line.contains("stopped")), "{rest:?}");
 }

@@ -33,17 +33,10 @@ impl Reply {
 async fn call(router: &Router, request: Request<Body>) -> Reply {
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let content_type =
+        response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply {
-        status,
-        content_type,
-        body,
-    }
+    Reply { status, content_type, body }
 }
 
 async fn post(router: &Router, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
@@ -55,13 +48,7 @@ async fn post(router: &Router, path: &str, content_type: Option<&str>, body: Vec
 }
 
 async fn review(router: &Router, path: &str, body: &Value) -> Value {
-    let reply = post(
-        router,
-        path,
-        Some("application/json"),
-        serde_json::to_vec(body).unwrap(),
-    )
-    .await;
+    let reply = post(router, path, Some("application/json"), serde_json::to_vec(body).unwrap()).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.content_type, "application/json");
     reply.json()
@@ -97,11 +84,7 @@ async fn answers_every_real_api_server_review_with_its_uid_and_version() {
     assert_eq!(names.len(), 51);
     for name in names {
         let body = fixture(&name);
-        let path = if name.contains(".mutating.") {
-            "/mutate"
-        } else {
-            "/validate"
-        };
+        let path = if name.contains(".mutating.") { "/mutate" } else { "/validate" };
         let out = review(&webhook, path, &body).await;
         assert_eq!(out["apiVersion"], body["apiVersion"], "{name}");
         assert_eq!(out["kind"], "AdmissionReview", "{name}");
@@ -131,10 +114,7 @@ async fn rejects_nodeport_in_production_with_403_forbidden() {
 #[tokio::test]
 async fn answers_v1beta1_reviews_in_v1beta1() {
     let (_, webhook, _) = routers();
-    let body = in_namespace(
-        fixture("v1.32/service-create-nodeport.admissionreview-v1beta1.json"),
-        "prod-eu",
-    );
+    let body = in_namespace(fixture("v1.32/service-create-nodeport.admissionreview-v1beta1.json"), "prod-eu");
     let out = review(&webhook, "/validate", &body).await;
     assert_eq!(out["apiVersion"], "admission.k8s.io/v1beta1");
     assert_eq!(out["response"]["uid"], "39b2a05d-7ea5-4364-906b-57efe623bddc");
@@ -164,24 +144,13 @@ async fn denies_plain_http_ingress_with_warnings_for_the_rest() {
 #[tokio::test]
 async fn dry_run_gets_the_same_verdict_and_is_labelled_in_metrics() {
     let (_, webhook, admin) = routers();
-    let wet = review(
-        &webhook,
-        "/validate",
-        &in_namespace(fixture("v1.32/service-create-nodeport.json"), "prod"),
-    )
-    .await;
-    let dry = review(
-        &webhook,
-        "/validate",
-        &in_namespace(fixture("v1.32/service-create-nodeport-dryrun.json"), "prod"),
-    )
-    .await;
+    let wet = review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "prod")).await;
+    let dry =
+        review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport-dryrun.json"), "prod"))
+            .await;
     assert_eq!(dry["response"]["allowed"], false);
     assert_eq!(
-        dry["response"]["status"]["message"]
-            .as_str()
-            .unwrap()
-            .replace("web-dryrun-np", "web-nodeport"),
+        dry["response"]["status"]["message"].as_str().unwrap().replace("web-dryrun-np", "web-nodeport"),
         wet["response"]["status"]["message"].as_str().unwrap()
     );
     let metrics = get(&admin, "/metrics").await.text();
@@ -196,19 +165,11 @@ async fn dry_run_gets_the_same_verdict_and_is_labelled_in_metrics() {
 #[tokio::test]
 async fn metrics_count_rejections_by_policy() {
     let (_, webhook, admin) = routers();
-    review(
-        &webhook,
-        "/validate",
-        &in_namespace(fixture("v1.32/service-create-nodeport.json"), "production"),
-    )
-    .await;
+    review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "production")).await;
     review(&webhook, "/validate", &fixture("v1.32/service-create-clusterip.json")).await;
     let reply = get(&admin, "/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(
-        reply.content_type,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    );
+    assert_eq!(reply.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
     let metrics = reply.text();
     for line in [
         r#"portcullis_admission_rejections_total{policy="no-nodeport-in-production",kind="Service",operation="CREATE",namespace="production"} 1"#,
@@ -251,22 +212,13 @@ async fn undecodable_reviews_are_400_with_a_one_line_reason() {
             b"{\"kind\":\"AdmissionReview\",".to_vec(),
             "body is not a valid AdmissionReview: EOF while parsing a value at line 1 column 26\n",
         ),
-        (
-            b"".to_vec(),
-            "body is not a valid AdmissionReview: EOF while parsing a value at line 1 column 0\n",
-        ),
+        (b"".to_vec(), "body is not a valid AdmissionReview: EOF while parsing a value at line 1 column 0\n"),
         (
             br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
             "AdmissionReview has no request\n",
         ),
-        (
-            serde_json::to_vec(&no_uid).unwrap(),
-            "AdmissionReview request has no uid\n",
-        ),
-        (
-            br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(),
-            "kind must be AdmissionReview, not \"Pod\"\n",
-        ),
+        (serde_json::to_vec(&no_uid).unwrap(), "AdmissionReview request has no uid\n"),
+        (br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(), "kind must be AdmissionReview, not \"Pod\"\n"),
     ];
     for (body, reason) in cases {
         let reply = post(&webhook, "/validate", Some("application/json"), body).await;
@@ -284,13 +236,7 @@ async fn accepts_large_reviews_and_answers_413_beyond_8_mib() {
 
     let mut huge = fixture("v1.32/service-create-clusterip.json");
     huge["request"]["object"]["metadata"]["annotations"]["example.com/blob"] = json!("x".repeat(9 * 1024 * 1024));
-    let reply = post(
-        &webhook,
-        "/validate",
-        Some("application/json"),
-        serde_json::to_vec(&huge).unwrap(),
-    )
-    .await;
+    let reply = post(&webhook, "/validate", Some("application/json"), serde_json::to_vec(&huge).unwrap()).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
@@ -323,10 +269,7 @@ async fn mutates_a_tls_ingress_and_a_second_pass_changes_nothing() {
 
     body["request"]["object"] = patched;
     let again = review(&webhook, "/mutate", &body).await;
-    assert_eq!(
-        again["response"],
-        json!({"uid": "d919d2c5-719a-4d75-b69e-41b480cfcccd", "allowed": true})
-    );
+    assert_eq!(again["response"], json!({"uid": "d919d2c5-719a-4d75-b69e-41b480cfcccd", "allowed": true}));
 }
 
 #[tokio::test]
@@ -349,10 +292,7 @@ async fn mutation_creates_the_missing_annotations_map_and_escapes_keys() {
         ])
     );
     let patched = apply(&original, patch_b64);
-    assert_eq!(
-        patched["metadata"]["annotations"],
-        json!({"kubernetes.io/ingress.allow-http": "false"})
-    );
+    assert_eq!(patched["metadata"]["annotations"], json!({"kubernetes.io/ingress.allow-http": "false"}));
 }
 
 #[tokio::test]
@@ -385,10 +325,7 @@ async fn validate_never_patches_and_mutate_never_denies() {
     let tls = review(&webhook, "/validate", &fixture("v1.32/ingress-create-tls.json")).await;
     assert_eq!(tls["response"].get("patch"), None);
     let plain = review(&webhook, "/mutate", &fixture("v1.32/ingress-create.json")).await;
-    assert_eq!(
-        plain["response"],
-        json!({"uid": "9dd87190-37c6-404e-bde0-64fc830d2e05", "allowed": true})
-    );
+    assert_eq!(plain["response"], json!({"uid": "9dd87190-37c6-404e-bde0-64fc830d2e05", "allowed": true}));
 }
 
 #[tokio::test]
@@ -396,10 +333,7 @@ async fn delete_and_unknown_kinds_are_allowed_untouched() {
     let (_, webhook, _) = routers();
     let delete = in_namespace(fixture("v1.32/service-delete.json"), "production");
     let out = review(&webhook, "/validate", &delete).await;
-    assert_eq!(
-        out["response"],
-        json!({"uid": delete["request"]["uid"], "allowed": true})
-    );
+    assert_eq!(out["response"], json!({"uid": delete["request"]["uid"], "allowed": true}));
 
     let mut pod = fixture("v1.32/service-create-clusterip.json");
     pod["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Pod"});
@@ -423,10 +357,7 @@ async fn probes_report_health_and_readiness() {
     assert_eq!(get(&webhook, "/healthz").await.text(), "ok\n");
     assert_eq!(get(&admin, "/healthz").await.text(), "ok\n");
     let not_ready = get(&admin, "/readyz").await;
-    assert_eq!(
-        (not_ready.status, not_ready.text().as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    );
+    assert_eq!((not_ready.status, not_ready.text().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"));
     state.set_ready(true);
     let ready = get(&admin, "/readyz").await;
     assert_eq!((ready.status, ready.text().as_str()), (StatusCode::OK, "ready\n"));

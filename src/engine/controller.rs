@@ -25,14 +25,8 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
-        Family::Nginx,
-        Family::Traefik,
-        Family::Haproxy,
-        Family::Alb,
-        Family::Gce,
-        Family::Contour,
-    ];
+    pub const ALL: [Family; 6] =
+        [Family::Nginx, Family::Traefik, Family::Haproxy, Family::Alb, Family::Gce, Family::Contour];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,10 +64,7 @@ impl Default for ControllerMap {
             ("contour", Family::Contour),
         ];
         ControllerMap {
-            classes: classes
-                .into_iter()
-                .map(|(class, family)| (class.to_owned(), family))
-                .collect(),
+            classes: classes.into_iter().map(|(class, family)| (class.to_owned(), family)).collect(),
             default: None,
         }
     }
@@ -122,10 +113,7 @@ mod tests {
 
     fn ingress(class: Option<&str>, annotation: Option<&str>) -> Ingress {
         let mut ingress = Ingress {
-            spec: Some(IngressSpec {
-                ingress_class_name: class.map(str::to_owned),
-                ..Default::default()
-            }),
+            spec: Some(IngressSpec { ingress_class_name: class.map(str::to_owned), ..Default::default() }),
             ..Default::default()
         };
         if let Some(value) = annotation {
@@ -137,10 +125,7 @@ mod tests {
     #[test]
     fn class_name_wins_over_the_legacy_annotation() {
         let map = ControllerMap::default();
-        assert_eq!(
-            map.family_of(&ingress(Some("traefik"), Some("nginx"))),
-            Some(Family::Traefik)
-        );
+        assert_eq!(map.family_of(&ingress(Some("traefik"), Some("nginx"))), Some(Family::Traefik));
         assert_eq!(map.family_of(&ingress(None, Some("gce"))), Some(Family::Gce));
     }
 

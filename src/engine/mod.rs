@@ -172,18 +172,13 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
             // Said once: denied by the first matching Deny policy, else warned
             // by the first Warn policy.
             let line = || {
-                let text = format!(
-                    "the object cannot be read as a {}: {error}; correct the manifest",
-                    input.kind.as_str()
-                );
+                let text =
+                    format!("the object cannot be read as a {}: {error}; correct the manifest", input.kind.as_str());
                 policy.line(input, &text)
             };
             match policy.action() {
                 Action::Deny if decision.violations.is_empty() => {
-                    decision.violations.push(Violation {
-                        policy: index,
-                        message: line(),
-                    });
+                    decision.violations.push(Violation { policy: index, message: line() });
                     decision.warnings.clear();
                 }
                 Action::Warn if decision.violations.is_empty() && decision.warnings.is_empty() => {
@@ -191,10 +186,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
                 }
                 _ => {}
             }
-            decision.results.push(PolicyResult {
-                policy: index,
-                outcome: Outcome::Error,
-            });
+            decision.results.push(PolicyResult { policy: index, outcome: Outcome::Error });
             continue;
         }
         let findings = policy.rule().check(&subject);
@@ -220,18 +212,12 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
                     .contains(&finding);
             let line = policy.line(input, text);
             match (policy.action(), existed) {
-                (Action::Deny, false) => decision.violations.push(Violation {
-                    policy: index,
-                    message: line,
-                }),
-                (Action::Deny, true) => decision
-                    .warnings
-                    .push(format!("{line} (already present before this update, allowed for now)")),
+                (Action::Deny, false) => decision.violations.push(Violation { policy: index, message: line }),
+                (Action::Deny, true) => {
+                    decision.warnings.push(format!("{line} (already present before this update, allowed for now)"))
+                }
                 (Action::Warn, _) => decision.warnings.push(line),
-                (Action::Audit, _) => decision.audits.push(Violation {
-                    policy: index,
-                    message: line,
-                }),
+                (Action::Audit, _) => decision.audits.push(Violation { policy: index, message: line }),
             }
         }
         decision.results.push(PolicyResult { policy: index, outcome });
@@ -254,16 +240,10 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
 /// The violations the object had before this update, to recognise existing ones.
 fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMap) -> Vec<Finding> {
     match input.old_object {
-        Some(old @ Object::Service(_)) => policy.rule().check(&rules::Subject {
-            object: old,
-            controller: None,
-        }),
+        Some(old @ Object::Service(_)) => policy.rule().check(&rules::Subject { object: old, controller: None }),
         Some(old @ Object::Ingress(ingress)) => {
             let controller = controllers.family_of(ingress);
-            policy.rule().check(&rules::Subject {
-                object: old,
-                controller,
-            })
+            policy.rule().check(&rules::Subject { object: old, controller })
         }
         _ => Vec::new(),
     }

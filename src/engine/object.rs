@@ -59,10 +59,7 @@ impl Object {
                 Err(error) => {
                     // The position is within the embedded object, meaningless to the user.
                     let text = error.to_string();
-                    let error = text
-                        .rsplit_once(" at line ")
-                        .map_or(text.as_str(), |(head, _)| head)
-                        .to_owned();
+                    let error = text.rsplit_once(" at line ").map_or(text.as_str(), |(head, _)| head).to_owned();
                     Object::Invalid { kind, error }
                 }
             }

@@ -34,12 +34,7 @@ impl PatchBuilder {
         if existing.is_some_and(|map| map.contains_key(key)) {
             return false;
         }
-        self.add_map_entry(
-            &["metadata", "annotations"],
-            existing.is_some(),
-            key,
-            Value::from(value),
-        )
+        self.add_map_entry(&["metadata", "annotations"], existing.is_some(), key, Value::from(value))
     }
 
     /// Adds `key: value` to the map at `map_tokens`, creating the map first when
@@ -58,10 +53,7 @@ impl PatchBuilder {
             }));
             self.created.push(map);
         }
-        self.ops.push(PatchOperation::Add(AddOperation {
-            path: entry.clone(),
-            value,
-        }));
+        self.ops.push(PatchOperation::Add(AddOperation { path: entry.clone(), value }));
         self.added.push(entry);
         true
     }

@@ -186,11 +186,8 @@ impl Policy {
         let operations = if spec.matches.operations.is_empty() {
             vec![Operation::Create, Operation::Update]
         } else {
-            if let Some(op) = spec
-                .matches
-                .operations
-                .iter()
-                .find(|op| !matches!(op, Operation::Create | Operation::Update))
+            if let Some(op) =
+                spec.matches.operations.iter().find(|op| !matches!(op, Operation::Create | Operation::Update))
             {
                 return Err(format!(
                     "match.operations: {} carries no object to check; use CREATE and UPDATE",
@@ -205,10 +202,7 @@ impl Policy {
                 .map(|wanted| {
                     environments.iter().position(|env| &env.name == wanted).ok_or_else(|| {
                         let known: Vec<&str> = environments.iter().map(|env| env.name.as_str()).collect();
-                        format!(
-                            "match.{field}: unknown environment {wanted:?} (known: {})",
-                            known.join(", ")
-                        )
+                        format!("match.{field}: unknown environment {wanted:?} (known: {})", known.join(", "))
                     })
                 })
                 .collect::<Result<Vec<usize>, String>>()
@@ -264,13 +258,8 @@ impl Policy {
             && (m.namespaces.is_empty() || m.namespaces.matches(input.namespace))
             && !m.exclude_namespaces.matches(input.namespace)
             && (m.environments.is_empty()
-                || m.environments
-                    .iter()
-                    .any(|&env| environments[env].contains(input.namespace, labels)))
-            && !m
-                .exclude_environments
-                .iter()
-                .any(|&env| environments[env].contains(input.namespace, labels))
+                || m.environments.iter().any(|&env| environments[env].contains(input.namespace, labels)))
+            && !m.exclude_environments.iter().any(|&env| environments[env].contains(input.namespace, labels))
     }
 
     /// Whether an exception lets this user bypass the policy.
@@ -280,13 +269,7 @@ impl Policy {
 
     /// One message line: `[<policy>] <Kind> <namespace>/<name>: <text>`.
     pub fn line(&self, input: &Input<'_>, text: &str) -> String {
-        format!(
-            "[{}] {} {}/{}: {text}",
-            self.name,
-            input.kind.as_str(),
-            input.namespace,
-            input.name
-        )
+        format!("[{}] {} {}/{}: {text}", self.name, input.kind.as_str(), input.namespace, input.name)
     }
 }
 
@@ -311,11 +294,7 @@ pub struct Environment {
 impl Environment {
     pub fn new(name: String, spec: EnvironmentSpec) -> Result<Environment, String> {
         let selector = spec.namespace_selector.map(Selector::new).transpose()?;
-        Ok(Environment {
-            name,
-            namespaces: spec.namespaces,
-            selector,
-        })
+        Ok(Environment { name, namespaces: spec.namespaces, selector })
     }
 
     pub fn name(&self) -> &str {
@@ -417,11 +396,7 @@ pub struct PolicySet {
 
 impl PolicySet {
     pub fn new(policies: Vec<Policy>, environments: Vec<Environment>, controllers: ControllerMap) -> Self {
-        PolicySet {
-            policies,
-            environments,
-            controllers,
-        }
+        PolicySet { policies, environments, controllers }
     }
 
     pub fn policies(&self) -> &[Policy] {
@@ -462,11 +437,7 @@ mod tests {
         );
         assert!(s.matches(&labels(&[("environment", "production"), ("team", "a")])));
         assert!(!s.matches(&labels(&[("environment", "production")])));
-        assert!(!s.matches(&labels(&[
-            ("environment", "production"),
-            ("team", "a"),
-            ("tier", "sandbox")
-        ])));
+        assert!(!s.matches(&labels(&[("environment", "production"), ("team", "a"), ("tier", "sandbox")])));
         assert!(!s.matches(&labels(&[("environment", "staging"), ("team", "a")])));
         assert!(selector("{}").matches(&labels(&[])));
     }
@@ -477,10 +448,7 @@ mod tests {
             serde_json::from_str(r#"{"matchExpressions":[{"key":"a","operator":"Like","values":["x"]}]}"#).unwrap(),
         )
         .unwrap_err();
-        assert_eq!(
-            err,
-            "namespaceSelector: unknown operator \"Like\" (expected In, NotIn, Exists or DoesNotExist)"
-        );
+        assert_eq!(err, "namespaceSelector: unknown operator \"Like\" (expected In, NotIn, Exists or DoesNotExist)");
     }
 
     #[test]
@@ -508,25 +476,10 @@ mod tests {
                 .unwrap();
         let groups = vec!["system:authenticated".to_owned()];
         let admins = vec!["platform-admins".to_owned()];
-        assert!(exception.applies_to(&User {
-            username: "alice",
-            groups: &groups
-        }));
-        assert!(exception.applies_to(&User {
-            username: "bob",
-            groups: &admins
-        }));
-        assert!(exception.applies_to(&User {
-            username: "system:serviceaccount:ops:deployer",
-            groups: &groups
-        }));
-        assert!(!exception.applies_to(&User {
-            username: "system:serviceaccount:dev:deployer",
-            groups: &groups
-        }));
-        assert!(!exception.applies_to(&User {
-            username: "bob",
-            groups: &groups
-        }));
+        assert!(exception.applies_to(&User { username: "alice", groups: &groups }));
+        assert!(exception.applies_to(&User { username: "bob", groups: &admins }));
+        assert!(exception.applies_to(&User { username: "system:serviceaccount:ops:deployer", groups: &groups }));
+        assert!(!exception.applies_to(&User { username: "system:serviceaccount:dev:deployer", groups: &groups }));
+        assert!(!exception.applies_to(&User { username: "bob", groups: &groups }));
     }
 }

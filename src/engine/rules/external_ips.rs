@@ -30,10 +30,7 @@ impl TryFrom<Config> for ExternalIps {
         let allowed = config
             .allowed
             .iter()
-            .map(|cidr| {
-                cidr.parse::<IpNet>()
-                    .map_err(|_| format!("externalIPs.allowed: {cidr:?} is not a CIDR"))
-            })
+            .map(|cidr| cidr.parse::<IpNet>().map_err(|_| format!("externalIPs.allowed: {cidr:?} is not a CIDR")))
             .collect::<Result<_, _>>()?;
         Ok(ExternalIps { allowed })
     }
@@ -41,8 +38,7 @@ impl TryFrom<Config> for ExternalIps {
 
 impl ExternalIps {
     fn allows(&self, ip: &str) -> bool {
-        ip.parse::<IpAddr>()
-            .is_ok_and(|ip| self.allowed.iter().any(|net| net.contains(&ip)))
+        ip.parse::<IpAddr>().is_ok_and(|ip| self.allowed.iter().any(|net| net.contains(&ip)))
     }
 
     pub fn check(&self, service: &Service, findings: &mut Vec<Finding>) {
@@ -83,10 +79,7 @@ mod tests {
                 "spec.externalIPs 203.0.113.10, 2001:db8::1 can intercept cluster traffic (CVE-2020-8554); remove spec.externalIPs and expose the Service through an Ingress"
             )]
         );
-        assert_eq!(
-            check(&rule, &service(json!({"metadata": {"name": "web"}, "spec": {}}))),
-            vec![]
-        );
+        assert_eq!(check(&rule, &service(json!({"metadata": {"name": "web"}, "spec": {}}))), vec![]);
         assert_eq!(check(&rule, &svc(json!([]))), vec![]);
     }
 

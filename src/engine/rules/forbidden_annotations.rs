@@ -89,13 +89,8 @@ mod tests {
         assert_eq!(check(&snippets(), &ing(json!({"example.com/mode": "fast"}))), vec![]);
         assert_eq!(
             check(&snippets(), &ing(json!({"example.com/mode": "debug-full"}))),
-            vec![violation(
-                "annotation example.com/mode is not allowed (debug mode exposes internals); remove it"
-            )]
+            vec![violation("annotation example.com/mode is not allowed (debug mode exposes internals); remove it")]
         );
-        assert_eq!(
-            check(&snippets(), &service(json!({"metadata": {"name": "web"}}))),
-            vec![]
-        );
+        assert_eq!(check(&snippets(), &service(json!({"metadata": {"name": "web"}}))), vec![]);
     }
 }

@@ -44,10 +44,7 @@ impl IngressAuth {
                     || (matches!(get("nginx.ingress.kubernetes.io/auth-type"), Some("basic" | "digest"))
                         && non_empty(ingress, "nginx.ingress.kubernetes.io/auth-secret"))
                     || (non_empty(ingress, "nginx.ingress.kubernetes.io/auth-tls-secret")
-                        && matches!(
-                            get("nginx.ingress.kubernetes.io/auth-tls-verify-client"),
-                            None | Some("on")
-                        ))
+                        && matches!(get("nginx.ingress.kubernetes.io/auth-tls-verify-client"), None | Some("on")))
             }
             Family::Traefik => get("traefik.ingress.kubernetes.io/router.middlewares")
                 .is_some_and(|list| list.split(',').any(|m| self.traefik_middlewares.matches(m.trim()))),
@@ -60,11 +57,7 @@ impl IngressAuth {
     }
 
     pub fn check(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
-        if subject
-            .families()
-            .iter()
-            .any(|family| self.authenticated(ingress, *family))
-        {
+        if subject.families().iter().any(|family| self.authenticated(ingress, *family)) {
             return;
         }
         let declared = annotation(&ingress.metadata, APPLICATION_AUTH) == Some("application");
@@ -143,11 +136,7 @@ mod tests {
             json!({"nginx.ingress.kubernetes.io/auth-tls-secret": "ns/ca", "nginx.ingress.kubernetes.io/auth-tls-verify-client": "on"}),
         ];
         for annotations in ok {
-            assert_eq!(
-                check(&auth(), &ing("nginx", annotations.clone())),
-                vec![],
-                "{annotations}"
-            );
+            assert_eq!(check(&auth(), &ing("nginx", annotations.clone())), vec![], "{annotations}");
         }
         let weak = [
             json!({"nginx.ingress.kubernetes.io/auth-type": "basic"}),
@@ -156,43 +145,22 @@ mod tests {
             json!({"alb.ingress.kubernetes.io/auth-type": "oidc"}),
         ];
         for annotations in weak {
-            assert_eq!(
-                check(&auth(), &ing("nginx", annotations.clone())).len(),
-                1,
-                "{annotations}"
-            );
+            assert_eq!(check(&auth(), &ing("nginx", annotations.clone())).len(), 1, "{annotations}");
         }
     }
 
     #[test]
     fn accepts_other_controllers_methods() {
+        assert_eq!(check(&auth(), &ing("alb", json!({"alb.ingress.kubernetes.io/auth-type": "cognito"}))), vec![]);
         assert_eq!(
             check(
                 &auth(),
-                &ing("alb", json!({"alb.ingress.kubernetes.io/auth-type": "cognito"}))
+                &ing("haproxy", json!({"haproxy.org/auth-type": "basic-auth", "haproxy.org/auth-secret": "u"}))
             ),
             vec![]
         );
-        assert_eq!(
-            check(
-                &auth(),
-                &ing(
-                    "haproxy",
-                    json!({"haproxy.org/auth-type": "basic-auth", "haproxy.org/auth-secret": "u"})
-                )
-            ),
-            vec![]
-        );
-        let traefik = |m: &str| {
-            ing(
-                "traefik",
-                json!({"traefik.ingress.kubernetes.io/router.middlewares": m}),
-            )
-        };
-        assert_eq!(
-            check(&auth(), &traefik("web-gzip@kubernetescrd,auth-oidc@kubernetescrd")),
-            vec![]
-        );
+        let traefik = |m: &str| ing("traefik", json!({"traefik.ingress.kubernetes.io/router.middlewares": m}));
+        assert_eq!(check(&auth(), &traefik("web-gzip@kubernetescrd,auth-oidc@kubernetescrd")), vec![]);
         assert_eq!(
             check(&auth(), &traefik("web-gzip@kubernetescrd")),
             vec![violation(
@@ -201,13 +169,7 @@ mod tests {
             )]
         );
         // Unknown class: any known method counts.
-        assert_eq!(
-            check(
-                &auth(),
-                &ing("custom", json!({"alb.ingress.kubernetes.io/auth-type": "oidc"}))
-            ),
-            vec![]
-        );
+        assert_eq!(check(&auth(), &ing("custom", json!({"alb.ingress.kubernetes.io/auth-type": "oidc"}))), vec![]);
     }
 
     #[test]

@@ -19,10 +19,7 @@ pub struct IngressTls {}
 fn certificate_annotations(family: Family) -> &'static [&'static str] {
     match family {
         Family::Alb => &["alb.ingress.kubernetes.io/certificate-arn"],
-        Family::Gce => &[
-            "ingress.gcp.kubernetes.io/pre-shared-cert",
-            "networking.gke.io/managed-certificates",
-        ],
+        Family::Gce => &["ingress.gcp.kubernetes.io/pre-shared-cert", "networking.gke.io/managed-certificates"],
         Family::Nginx | Family::Traefik | Family::Haproxy | Family::Contour => &[],
     }
 }
@@ -112,11 +109,8 @@ impl IngressTls {
             }
         }
 
-        let uncovered: Vec<&str> = hosts
-            .iter()
-            .copied()
-            .filter(|host| !tls.iter().any(|entry| entry_covers(entry, host)))
-            .collect();
+        let uncovered: Vec<&str> =
+            hosts.iter().copied().filter(|host| !tls.iter().any(|entry| entry_covers(entry, host))).collect();
         match uncovered.as_slice() {
             [] => {}
             [host] => findings.push(Finding::Violation(format!(
@@ -207,10 +201,8 @@ mod tests {
 
     #[test]
     fn tls_entry_without_hosts_covers_nothing() {
-        let object = ing(
-            json!({"ingressClassName": "nginx", "rules": [{"host": "a.example.com"}], "tls": [{}]}),
-            json!({}),
-        );
+        let object =
+            ing(json!({"ingressClassName": "nginx", "rules": [{"host": "a.example.com"}], "tls": [{}]}), json!({}));
         assert_eq!(
             check(&tls_rule(), &object),
             vec![violation(
@@ -272,53 +264,30 @@ mod tests {
                    "tls": [{"hosts": ["a.example.com"], "secretName": "a"}]})
         };
         assert_eq!(
-            check(
-                &tls_rule(),
-                &ing(
-                    covered("nginx"),
-                    json!({"nginx.ingress.kubernetes.io/ssl-redirect": "false"})
-                )
-            ),
+            check(&tls_rule(), &ing(covered("nginx"), json!({"nginx.ingress.kubernetes.io/ssl-redirect": "false"}))),
             vec![violation(
                 "nginx.ingress.kubernetes.io/ssl-redirect: \"false\" serves the hosts over plain HTTP; remove the annotation"
             )]
         );
         assert_eq!(
-            check(
-                &tls_rule(),
-                &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "T"}))
-            ),
+            check(&tls_rule(), &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "T"}))),
             vec![violation(
                 "kubernetes.io/ingress.allow-http: \"T\" serves the hosts over plain HTTP; set it to \"false\""
             )]
         );
+        assert_eq!(check(&tls_rule(), &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "F"}))), vec![]);
         assert_eq!(
             check(
                 &tls_rule(),
-                &ing(covered("gce"), json!({"kubernetes.io/ingress.allow-http": "F"}))
-            ),
-            vec![]
-        );
-        assert_eq!(
-            check(
-                &tls_rule(),
-                &ing(
-                    covered("traefik"),
-                    json!({"traefik.ingress.kubernetes.io/router.entrypoints": "web,websecure"})
-                )
+                &ing(covered("traefik"), json!({"traefik.ingress.kubernetes.io/router.entrypoints": "web,websecure"}))
             ),
             vec![violation(
                 "traefik.ingress.kubernetes.io/router.entrypoints includes web (plain HTTP); use websecure only"
             )]
         );
         assert_eq!(
-            check(
-                &tls_rule(),
-                &ing(covered("haproxy"), json!({"haproxy.org/ssl-redirect": "0"}))
-            ),
-            vec![violation(
-                "haproxy.org/ssl-redirect: \"0\" serves the hosts over plain HTTP; remove the annotation"
-            )]
+            check(&tls_rule(), &ing(covered("haproxy"), json!({"haproxy.org/ssl-redirect": "0"}))),
+            vec![violation("haproxy.org/ssl-redirect: \"0\" serves the hosts over plain HTTP; remove the annotation")]
         );
         assert_eq!(
             check(
@@ -333,12 +302,6 @@ mod tests {
             )]
         );
         // Another controller's annotation means nothing to nginx.
-        assert_eq!(
-            check(
-                &tls_rule(),
-                &ing(covered("nginx"), json!({"haproxy.org/ssl-redirect": "false"}))
-            ),
-            vec![]
-        );
+        assert_eq!(check(&tls_rule(), &ing(covered("nginx"), json!({"haproxy.org/ssl-redirect": "false"}))), vec![]);
     }
 }

@@ -33,25 +33,18 @@ impl TryFrom<Config> for ServiceType {
             .forbidden
             .iter()
             .map(|written| {
-                TYPES
-                    .iter()
-                    .copied()
-                    .find(|t| t.eq_ignore_ascii_case(written))
-                    .ok_or_else(|| {
-                        format!(
-                            "serviceType.forbidden: unknown Service type {written:?} (expected one of {})",
-                            TYPES.join(", ")
-                        )
-                    })
+                TYPES.iter().copied().find(|t| t.eq_ignore_ascii_case(written)).ok_or_else(|| {
+                    format!(
+                        "serviceType.forbidden: unknown Service type {written:?} (expected one of {})",
+                        TYPES.join(", ")
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if forbidden.is_empty() && !config.load_balancer_node_ports {
             return Err("serviceType: set forbidden types or loadBalancerNodePorts: true".into());
         }
-        Ok(ServiceType {
-            forbidden,
-            load_balancer_node_ports: config.load_balancer_node_ports,
-        })
+        Ok(ServiceType { forbidden, load_balancer_node_ports: config.load_balancer_node_ports })
     }
 }
 
@@ -111,10 +104,7 @@ mod tests {
     fn omitted_type_is_cluster_ip() {
         let nodeport = rule(json!({"serviceType": {"forbidden": ["NodePort"]}}));
         assert_eq!(check(&nodeport, &svc(json!({"ports": [{"port": 80}]}))), vec![]);
-        assert_eq!(
-            check(&nodeport, &service(json!({"metadata": {"name": "bare"}}))),
-            vec![]
-        );
+        assert_eq!(check(&nodeport, &service(json!({"metadata": {"name": "bare"}}))), vec![]);
         let clusterip = rule(json!({"serviceType": {"forbidden": ["clusterip"]}}));
         assert_eq!(check(&clusterip, &svc(json!({}))).len(), 1);
     }
@@ -132,10 +122,7 @@ mod tests {
             )]
         );
         assert_eq!(
-            check(
-                &strict,
-                &svc(json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false}))
-            ),
+            check(&strict, &svc(json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false}))),
             vec![]
         );
     }

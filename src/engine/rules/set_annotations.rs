@@ -54,10 +54,7 @@ impl TryFrom<Vec<Entry>> for SetAnnotations {
             return Err("setAnnotations: list at least one entry".into());
         }
         if let Some(entry) = entries.iter().find(|entry| entry.add.is_empty()) {
-            return Err(format!(
-                "setAnnotations: an entry adds nothing (when: {:?})",
-                entry.when
-            ));
+            return Err(format!("setAnnotations: an entry adds nothing (when: {:?})", entry.when));
         }
         Ok(SetAnnotations(entries))
     }
@@ -87,18 +84,13 @@ impl When {
             .annotations
             .iter()
             .all(|(key, value)| metadata.annotations.as_ref().and_then(|map| map.get(key)) == Some(value));
-        let controller_holds = self.controllers.is_empty()
-            || subject
-                .controller
-                .is_some_and(|family| self.controllers.contains(&family));
+        let controller_holds =
+            self.controllers.is_empty() || subject.controller.is_some_and(|family| self.controllers.contains(&family));
         let tls_holds = self.tls.is_none_or(|wanted| {
             let has_tls = ingress
                 .and_then(|i| i.spec.as_ref())
                 .and_then(|spec| spec.tls.as_ref())
-                .is_some_and(|tls| {
-                    tls.iter()
-                        .any(|entry| entry.hosts.as_ref().is_some_and(|h| !h.is_empty()))
-                });
+                .is_some_and(|tls| tls.iter().any(|entry| entry.hosts.as_ref().is_some_and(|h| !h.is_empty())));
             has_tls == wanted
         });
         let ports_hold = self.backend_port_names.is_empty()
@@ -180,10 +172,7 @@ mod tests {
         assert_eq!(
             patch_for(
                 &redirect(),
-                &tls_ingress(
-                    "nginx",
-                    json!({"nginx.ingress.kubernetes.io/force-ssl-redirect": "false"})
-                )
+                &tls_ingress("nginx", json!({"nginx.ingress.kubernetes.io/force-ssl-redirect": "false"}))
             ),
             json!([]),
             "a user's value is never overwritten"
@@ -210,14 +199,8 @@ mod tests {
             patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"name": "grpc-web"}]))),
             json!([{"op": "add", "path": "/metadata/annotations/nginx.ingress.kubernetes.io~1backend-protocol", "value": "GRPC"}])
         );
-        assert_eq!(
-            patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"name": "http"}]))),
-            json!([])
-        );
-        assert_eq!(
-            patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"number": 50051}]))),
-            json!([])
-        );
+        assert_eq!(patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"name": "http"}]))), json!([]));
+        assert_eq!(patch_for(&grpc, &with_ports(json!([{"name": "grpc"}, {"number": 50051}]))), json!([]));
         assert_eq!(patch_for(&grpc, &with_ports(json!([]))), json!([]));
     }
 

@@ -46,14 +46,10 @@ pub struct SourceRanges {
 /// Checks a comma-separated or listed set of ranges; `None` when all is well.
 fn judge<'a>(field: &str, ranges: impl IntoIterator<Item = &'a str>) -> Option<String> {
     for range in ranges.into_iter().map(str::trim).filter(|r| !r.is_empty()) {
-        let net = range
-            .parse::<IpNet>()
-            .or_else(|_| range.parse::<IpAddr>().map(IpNet::from));
+        let net = range.parse::<IpNet>().or_else(|_| range.parse::<IpAddr>().map(IpNet::from));
         match net {
             Err(_) => {
-                return Some(format!(
-                    "{field} entry {range:?} is not a CIDR; write ranges like 203.0.113.0/24"
-                ));
+                return Some(format!("{field} entry {range:?} is not a CIDR; write ranges like 203.0.113.0/24"));
             }
             Ok(net) if net.prefix_len() == 0 => {
                 return Some(format!(
@@ -69,17 +65,10 @@ fn judge<'a>(field: &str, ranges: impl IntoIterator<Item = &'a str>) -> Option<S
 impl SourceRanges {
     pub fn check_service(&self, service: &Service, findings: &mut Vec<Finding>) {
         let Some(spec) = &service.spec else { return };
-        if !spec
-            .type_
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("LoadBalancer"))
-        {
+        if !spec.type_.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("LoadBalancer")) {
             return;
         }
-        let problem = match (
-            &spec.load_balancer_source_ranges,
-            annotation(&service.metadata, SERVICE_ANNOTATION),
-        ) {
+        let problem = match (&spec.load_balancer_source_ranges, annotation(&service.metadata, SERVICE_ANNOTATION)) {
             (Some(ranges), _) if !ranges.is_empty() => {
                 judge("spec.loadBalancerSourceRanges", ranges.iter().map(String::as_str))
             }
@@ -140,9 +129,7 @@ mod tests {
 
     fn lb(spec_extra: serde_json::Value, annotations: serde_json::Value) -> crate::engine::Object {
         let mut spec = json!({"type": "LoadBalancer", "ports": [{"port": 443}]});
-        spec.as_object_mut()
-            .unwrap()
-            .extend(spec_extra.as_object().unwrap().clone());
+        spec.as_object_mut().unwrap().extend(spec_extra.as_object().unwrap().clone());
         service(json!({"metadata": {"name": "web", "annotations": annotations}, "spec": spec}))
     }
 
@@ -161,22 +148,13 @@ mod tests {
             )]
         );
         assert_eq!(
-            check(
-                &rule,
-                &lb(
-                    json!({"loadBalancerSourceRanges": ["10.0.0.0/8", "0.0.0.0/0"]}),
-                    json!({})
-                )
-            ),
+            check(&rule, &lb(json!({"loadBalancerSourceRanges": ["10.0.0.0/8", "0.0.0.0/0"]}), json!({}))),
             vec![violation(
                 "spec.loadBalancerSourceRanges includes 0.0.0.0/0, which opens it to the whole internet; list only the client CIDRs"
             )]
         );
         assert_eq!(
-            check(
-                &rule,
-                &lb(json!({}), json!({SERVICE_ANNOTATION: "203.0.113.0/24, ::/0"}))
-            ),
+            check(&rule, &lb(json!({}), json!({SERVICE_ANNOTATION: "203.0.113.0/24, ::/0"}))),
             vec![violation(
                 "service.beta.kubernetes.io/load-balancer-source-ranges includes ::/0, which opens it to the whole internet; list only the client CIDRs"
             )]
@@ -192,27 +170,9 @@ mod tests {
     #[test]
     fn allows_restricted_load_balancers_and_other_types() {
         let rule = rule(json!({"sourceRanges": {}}));
-        assert_eq!(
-            check(
-                &rule,
-                &lb(json!({"loadBalancerSourceRanges": ["203.0.113.0/24"]}), json!({}))
-            ),
-            vec![]
-        );
-        assert_eq!(
-            check(
-                &rule,
-                &lb(json!({}), json!({SERVICE_ANNOTATION: "203.0.113.0/24,198.51.100.7"}))
-            ),
-            vec![]
-        );
-        assert_eq!(
-            check(
-                &rule,
-                &service(json!({"metadata": {"name": "x"}, "spec": {"type": "ClusterIP"}}))
-            ),
-            vec![]
-        );
+        assert_eq!(check(&rule, &lb(json!({"loadBalancerSourceRanges": ["203.0.113.0/24"]}), json!({}))), vec![]);
+        assert_eq!(check(&rule, &lb(json!({}), json!({SERVICE_ANNOTATION: "203.0.113.0/24,198.51.100.7"}))), vec![]);
+        assert_eq!(check(&rule, &service(json!({"metadata": {"name": "x"}, "spec": {"type": "ClusterIP"}}))), vec![]);
     }
 
     #[test]
@@ -225,36 +185,18 @@ mod tests {
             )]
         );
         assert_eq!(
-            check(
-                &rule,
-                &ing(
-                    "nginx",
-                    json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"})
-                )
-            ),
+            check(&rule, &ing("nginx", json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"}))),
             vec![]
         );
         assert_eq!(
-            check(
-                &rule,
-                &ing(
-                    "nginx",
-                    json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "0.0.0.0/0"})
-                )
-            ),
+            check(&rule, &ing("nginx", json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "0.0.0.0/0"}))),
             vec![violation(
                 "nginx.ingress.kubernetes.io/whitelist-source-range includes 0.0.0.0/0, which opens it to the whole internet; list only the client CIDRs"
             )]
         );
         // An annotation of another controller does not count for nginx.
-        assert_eq!(
-            check(&rule, &ing("nginx", json!({"haproxy.org/allow-list": "10.0.0.0/8"}))).len(),
-            1
-        );
-        assert_eq!(
-            check(&rule, &ing("haproxy", json!({"haproxy.org/allow-list": "10.0.0.0/8"}))),
-            vec![]
-        );
+        assert_eq!(check(&rule, &ing("nginx", json!({"haproxy.org/allow-list": "10.0.0.0/8"}))).len(), 1);
+        assert_eq!(check(&rule, &ing("haproxy", json!({"haproxy.org/allow-list": "10.0.0.0/8"}))), vec![]);
         assert_eq!(
             check(
                 &rule,
@@ -265,14 +207,7 @@ mod tests {
             ),
             vec![]
         );
-        assert_eq!(
-            check(
-                &rule,
-                &ing("traefik", json!({TRAEFIK_MIDDLEWARES: "web-compress@kubernetescrd"}))
-            )
-            .len(),
-            1
-        );
+        assert_eq!(check(&rule, &ing("traefik", json!({TRAEFIK_MIDDLEWARES: "web-compress@kubernetescrd"}))).len(), 1);
         assert_eq!(
             check(&rule, &ing("gce", json!({}))),
             vec![violation(
@@ -281,13 +216,7 @@ mod tests {
         );
         // Unknown class: any controller's allow-list annotation counts.
         assert_eq!(
-            check(
-                &rule,
-                &ing(
-                    "custom",
-                    json!({"alb.ingress.kubernetes.io/inbound-cidrs": "10.0.0.0/8"})
-                )
-            ),
+            check(&rule, &ing("custom", json!({"alb.ingress.kubernetes.io/inbound-cidrs": "10.0.0.0/8"}))),
             vec![]
         );
     }

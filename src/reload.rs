@@ -1,0 +1,152 @@
+//! Background reloads of what can change on disk while serving: the serving
+//! certificate (cert-manager or kubelet rotating a Secret volume) and the
+//! policy directory (a ConfigMap volume). Both are polled by content, not by
+//! file events, so kubelet's atomic `..data` symlink swap is seen like an
+//! in-place write. A bad new version is rejected, logged and counted; the last
+//! good one keeps serving. A check that panics is caught, counted as a failed
+//! reload, and the poller carries on.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::metrics::Metrics;
+use crate::policy;
+use crate::server::AppState;
+use crate::tls;
+
+/// Something that checks for a change and applies it.
+pub trait Reload: Send + 'static {
+    /// Looks for a change and applies it when it is valid. Never blocks for long.
+    fn check(&mut self);
+    /// Called when `check` panicked: count it as a failed reload.
+    fn panicked(&mut self);
+}
+
+/// Runs `reload.check()` every `interval` until the task is aborted, surviving panics.
+pub fn spawn(name: &'static str, interval: Duration, mut reload: impl Reload) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            if std::panic::catch_unwind(AssertUnwindSafe(|| reload.check())).is_err() {
+                error!(reloader = name, "reload check panicked; keeping the last good state");
+                reload.panicked();
+            }
+        }
+    })
+}
+
+/// Reloads the serving certificate when its files change.
+pub struct Certificate {
+    cert: PathBuf,
+    key: PathBuf,
+    last: Option<(Vec<u8>, Vec<u8>)>,
+    tls: RustlsConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Certificate {
+    /// Watches `cert`/`key`, whose current contents are `loaded` (already serving).
+    pub fn new(
+        cert: PathBuf,
+        key: PathBuf,
+        loaded: (Vec<u8>, Vec<u8>),
+        tls: RustlsConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Certificate { cert, key, last: Some(loaded), tls, metrics }
+    }
+}
+
+impl Reload for Certificate {
+    fn check(&mut self) {
+        let pair = match tls::read_pair(&self.cert, &self.key) {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Mid-rotation a file can be missing for a moment; say it once.
+                if self.last.take().is_some() {
+                    warn!(%err, "cannot read the certificate; keeping the one in use");
+                    self.metrics.tls_reload(false);
+                }
+                return;
+            }
+        };
+        if self.last.as_ref() == Some(&pair) {
+            return;
+        }
+        match tls::load(&self.cert, &pair.0, &self.key, &pair.1) {
+            Ok(loaded) => {
+                self.tls.reload_from_config(loaded.config);
+                self.metrics.tls_expiry(loaded.not_after as f64);
+                self.metrics.tls_reload(true);
+                info!(cert = %self.cert.display(), not_after = loaded.not_after, "serving certificate reloaded");
+            }
+            Err(err) => {
+                self.metrics.tls_reload(false);
+                error!(%err, "new certificate rejected; keeping the one in use");
+            }
+        }
+        self.last = Some(pair);
+    }
+
+    fn panicked(&mut self) {
+        self.metrics.tls_reload(false);
+    }
+}
+
+/// Reloads the policy set when the files in the policy directory change.
+pub struct Policies {
+    dir: PathBuf,
+    last: Option<Vec<(PathBuf, String)>>,
+    state: Arc<AppState>,
+}
+
+impl Policies {
+    /// Watches `dir`, whose current files are `loaded` (already serving).
+    pub fn new(dir: PathBuf, loaded: Vec<(PathBuf, String)>, state: Arc<AppState>) -> Self {
+        Policies { dir, last: Some(loaded), state }
+    }
+}
+
+impl Reload for Policies {
+    fn check(&mut self) {
+        let sources = match policy::read_sources(&self.dir) {
+            Ok(sources) => sources,
+            Err(err) => {
+                if self.last.take().is_some() {
+                    warn!(%err, "cannot read the policy directory; keeping the policies in use");
+                    self.state.metrics().policy_reload(false);
+                }
+                return;
+            }
+        };
+        if self.last.as_ref() == Some(&sources) {
+            return;
+        }
+        match policy::load_dir_sources(&self.dir, &sources) {
+            Ok(set) => {
+                let count = set.len();
+                self.state.replace_policies(set);
+                self.state.metrics().policy_reload(true);
+                info!(policies = count, dir = %self.dir.display(), "policies reloaded");
+            }
+            Err(err) => {
+                self.state.metrics().policy_reload(false);
+                error!(%err, "new policies rejected; keeping the policies in use");
+            }
+        }
+        self.last = Some(sources);
+    }
+
+    fn panicked(&mut self) {
+        self.state.metrics().policy_reload(false);
+    }
+}
