@@ -18,6 +18,9 @@ use crate::engine::{Decision, Kind, Operation, Outcome, PolicySet, Stage};
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The content type of [`Metrics::encode_prometheus`]'s output.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Histogram buckets for review latency: 50 µs to 1 s.
 const DURATION_BUCKETS: [f64; 10] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0];
 
@@ -277,5 +280,54 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// The metrics in the Prometheus text format 0.0.4, for scrapers that do
+    /// not ask for OpenMetrics (and for `promtool check metrics`).
+    pub fn encode_prometheus(&self) -> String {
+        openmetrics_to_prometheus(&self.encode())
+    }
+}
+
+/// Rewrites OpenMetrics text as Prometheus text 0.0.4: a counter family's
+/// HELP and TYPE name its `_total` samples, and UNIT and EOF lines go.
+/// (prometheus-client encodes OpenMetrics only.)
+fn openmetrics_to_prometheus(openmetrics: &str) -> String {
+    let counters: Vec<&str> =
+        openmetrics.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(&name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_by_their_samples() {
+        let openmetrics = "# HELP portcullis_x Things.\n# TYPE portcullis_x counter\nportcullis_x_total{a=\"b\"} 1\n\
+                           # HELP portcullis_d Time.\n# TYPE portcullis_d histogram\n# UNIT portcullis_d seconds\n\
+                           portcullis_d_count 2\n# HELP portcullis_g Level.\n# TYPE portcullis_g gauge\nportcullis_g 3\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus(openmetrics),
+            "# HELP portcullis_x_total Things.\n# TYPE portcullis_x_total counter\nportcullis_x_total{a=\"b\"} 1\n\
+             # HELP portcullis_d Time.\n# TYPE portcullis_d histogram\nportcullis_d_count 2\n\
+             # HELP portcullis_g Level.\n# TYPE portcullis_g gauge\nportcullis_g 3\n"
+        );
     }
 }

@@ -167,10 +167,23 @@ async fn metrics_count_rejections_by_policy() {
     let (_, webhook, admin) = routers();
     review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "production")).await;
     review(&webhook, "/validate", &fixture("v1.32/service-create-clusterip.json")).await;
+    let openmetrics = call(
+        &admin,
+        Request::builder()
+            .uri("/metrics")
+            .header(header::ACCEPT, "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(openmetrics.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    assert!(openmetrics.text().ends_with("# EOF\n"));
+    assert!(openmetrics.text().contains("# TYPE portcullis_admission_rejections counter\n"));
     let reply = get(&admin, "/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    assert_eq!(reply.content_type, "text/plain; version=0.0.4; charset=utf-8");
     let metrics = reply.text();
+    assert!(metrics.contains("# TYPE portcullis_admission_rejections_total counter\n"));
     for line in [
         r#"portcullis_admission_rejections_total{policy="no-nodeport-in-production",kind="Service",operation="CREATE",namespace="production"} 1"#,
         r#"portcullis_admission_requests_total{webhook="validate",operation="CREATE",kind="Service",decision="allowed",dry_run="false"} 1"#,
@@ -361,4 +374,34 @@ async fn probes_report_health_and_readiness() {
     state.set_ready(true);
     let ready = get(&admin, "/readyz").await;
     assert_eq!((ready.status, ready.text().as_str()), (StatusCode::OK, "ready\n"));
+}
+
+/// `promtool check metrics` on a real scrape. `make test` installs promtool and
+/// sets PORTCULLIS_REQUIRE_PROMTOOL=1, so there the check always runs.
+#[tokio::test]
+async fn a_scrape_passes_promtool_check_metrics() {
+    let (_, webhook, admin) = routers();
+    review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "production")).await;
+    review(&webhook, "/mutate", &fixture("v1.32/ingress-create-tls.json")).await;
+    post(&webhook, "/validate", Some("text/plain"), b"x".to_vec()).await;
+    let scrape = get(&admin, "/metrics").await.text();
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match promtool {
+        Ok(child) => child,
+        Err(err) if std::env::var_os("PORTCULLIS_REQUIRE_PROMTOOL").is_none() => {
+            eprintln!("promtool not available ({err}); skipped here, `make test` runs it");
+            return;
+        }
+        Err(err) => panic!("promtool is required: {err}"),
+    };
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(scrape.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics: {report}\n{scrape}");
 }
