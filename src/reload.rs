@@ -150,3 +150,39 @@ impl Reload for Policies {
         self.state.metrics().policy_reload(false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Flaky {
+        checks: Arc<AtomicUsize>,
+        panics: Arc<AtomicUsize>,
+    }
+
+    impl Reload for Flaky {
+        fn check(&mut self) {
+            if self.checks.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("first check fails");
+            }
+        }
+        fn panicked(&mut self) {
+            self.panics.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_is_counted_and_polling_goes_on() {
+        let (checks, panics) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let task = spawn("flaky", Duration::from_millis(5), Flaky { checks: checks.clone(), panics: panics.clone() });
+        let started = std::time::Instant::now();
+        while checks.load(Ordering::SeqCst) < 3 {
+            assert!(started.elapsed() < Duration::from_secs(5), "polling stopped after the panic");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(panics.load(Ordering::SeqCst), 1);
+        assert!(!task.is_finished());
+        task.abort();
+    }
+}
