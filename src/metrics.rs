@@ -136,7 +136,7 @@ impl Metrics {
         registry.register("mutations", "Objects patched, per mutating policy", mutations.clone());
         let policies_loaded = Gauge::default();
         registry.register("policies_loaded", "Policies in the set currently serving", policies_loaded.clone());
-        let policy_reloads = Family::default();
+        let policy_reloads = Family::<ResultLabels, Counter>::default();
         registry.register("policy_reloads", "Policy directory reloads by result", policy_reloads.clone());
         let tls_expiry = Gauge::<f64, AtomicU64>::default();
         registry.register(
@@ -144,8 +144,13 @@ impl Metrics {
             "Expiry (Unix time) of the serving certificate",
             tls_expiry.clone(),
         );
-        let tls_reloads = Family::default();
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
         registry.register("tls_reloads", "Serving certificate reloads by result", tls_reloads.clone());
+        // Both results exist from the start, so `increase()` sees the first failure.
+        for result in ["success", "failure"] {
+            let _ = policy_reloads.get_or_create(&ResultLabels { result });
+            let _ = tls_reloads.get_or_create(&ResultLabels { result });
+        }
         let namespace_cache_stale = Gauge::default();
         registry.register(
             "namespace_cache_stale",

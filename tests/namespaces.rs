@@ -106,7 +106,8 @@ async fn list_or_watch(State(api): State<FakeApi>, uri: Uri) -> Response {
     let _ = open.wait_for(|open| *open).await;
     let items: Vec<Value> = api.0.namespaces.lock().unwrap().values().cloned().collect();
     let version = api.0.version.load(Ordering::SeqCst).to_string();
-    let list = json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {"resourceVersion": version}, "items": items});
+    let list =
+        json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {"resourceVersion": version}, "items": items});
     ([(header::CONTENT_TYPE, "application/json")], list.to_string()).into_response()
 }
 
@@ -227,6 +228,8 @@ async fn an_unseen_namespace_is_fetched_else_judged_fail_safe() {
     assert_eq!(unknown["allowed"], false);
     assert_eq!(
         unknown["warnings"],
-        json!(["[portcullis] Service brand-new/web-nodeport: the labels of namespace brand-new are unknown, so it was judged as part of every environment its labels could select"])
+        json!([
+            "[portcullis] Service brand-new/web-nodeport: the labels of namespace brand-new are unknown, so it was judged as part of every environment its labels could select"
+        ])
     );
 }
