@@ -27,6 +27,36 @@ pub enum Command {
     Certs(CertsArgs),
     /// Load the policy directory and list each policy, its action and what it matches.
     Policies(PoliciesArgs),
+    /// Evaluate manifests offline with the same engine and policies as the webhook.
+    /// Exit code 0: no denial (warnings allowed); 1: at least one denial; 2: usage or input error.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files, directories (searched for *.yaml, *.yml, *.json) or - for standard input
+    /// (the default when no path is given).
+    pub paths: Vec<String>,
+    /// Directory of policy files.
+    #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
+    pub policies: PathBuf,
+    /// Namespace of objects that name none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// YAML map of namespace name to its labels, for environment selectors
+    /// (Namespace objects in the input add to it).
+    #[arg(long)]
+    pub namespace_labels: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: crate::check::OutputFormat,
+    /// Apply the mutating policies' patches and print the fixed manifests (the
+    /// report goes to standard error).
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: rewrite the files in place instead of printing them.
+    #[arg(long, requires = "fix")]
+    pub write: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 //! - [`certs`]: development certificates (`portcullis certs`).
 
 pub mod certs;
+pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod metrics;
@@ -17,4 +18,5 @@ pub mod policy;
 pub mod reload;
 pub mod review;
 pub mod server;
+pub mod suite;
 pub mod tls;

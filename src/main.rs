@@ -43,6 +43,20 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Command::Check(args) => {
+            let run = portcullis::check::Run {
+                paths: args.paths,
+                policies: args.policies,
+                namespace: Some(args.namespace),
+                namespace_labels: args.namespace_labels,
+                output: args.output,
+                fix: args.fix,
+                write: args.write,
+                color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            };
+            let code = portcullis::check::run(&run, &mut std::io::stdin(), &mut std::io::stdout(), &mut std::io::stderr());
+            return ExitCode::from(code);
+        }
         Command::Policies(args) => policy::load_dir(&args.policies)
             .map(|set| print!("{}", policy::describe(&set)))
             .map_err(anyhow::Error::from),

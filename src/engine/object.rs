@@ -53,20 +53,18 @@ pub enum Object {
 impl Object {
     /// Parses an object's JSON as the given kind.
     pub fn from_json(kind: Kind, json: &str) -> Object {
-        fn typed<T: serde::de::DeserializeOwned>(kind: Kind, json: &str, wrap: fn(Box<T>) -> Object) -> Object {
-            match serde_json::from_str::<T>(json) {
-                Ok(value) => wrap(Box::new(value)),
-                Err(error) => {
-                    // The position is within the embedded object, meaningless to the user.
-                    let text = error.to_string();
-                    let error = text.rsplit_once(" at line ").map_or(text.as_str(), |(head, _)| head).to_owned();
-                    Object::Invalid { kind, error }
-                }
-            }
-        }
         match kind {
-            Kind::Service => typed(kind, json, Object::Service),
-            Kind::Ingress => typed(kind, json, Object::Ingress),
+            Kind::Service => typed(kind, serde_json::from_str(json), Object::Service),
+            Kind::Ingress => typed(kind, serde_json::from_str(json), Object::Ingress),
+            Kind::Other => Object::Other,
+        }
+    }
+
+    /// Converts an already parsed JSON value as the given kind.
+    pub fn from_value(kind: Kind, value: serde_json::Value) -> Object {
+        match kind {
+            Kind::Service => typed(kind, serde_json::from_value(value), Object::Service),
+            Kind::Ingress => typed(kind, serde_json::from_value(value), Object::Ingress),
             Kind::Other => Object::Other,
         }
     }
@@ -91,6 +89,19 @@ impl Object {
     /// The value of an annotation, if set.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         annotation(self.metadata()?, key)
+    }
+}
+
+/// A typed object, or why the JSON does not fit the kind's schema.
+fn typed<T>(kind: Kind, parsed: Result<T, serde_json::Error>, wrap: fn(Box<T>) -> Object) -> Object {
+    match parsed {
+        Ok(value) => wrap(Box::new(value)),
+        Err(error) => {
+            // The position is within the embedded object, meaningless to the user.
+            let text = error.to_string();
+            let error = text.rsplit_once(" at line ").map_or(text.as_str(), |(head, _)| head).to_owned();
+            Object::Invalid { kind, error }
+        }
     }
 }
 
