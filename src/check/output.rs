@@ -179,8 +179,9 @@ pub fn sarif(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value 
             "physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": c.location.line}},
             "logicalLocations": [{"fullyQualifiedName": object_label(c), "kind": "resource"}],
         }]);
+        // The rule is the policy a line names; a fix made by several policies is theirs together.
         let mut push = |line: &str, level: &str| {
-            let policy = policy_of(line).unwrap_or("portcullis");
+            let policy = policy_of(line).filter(|p| index_of(p).is_some()).unwrap_or("portcullis");
             let mut result = json!({
                 "ruleId": policy,
                 "level": level,
@@ -202,8 +203,10 @@ pub fn sarif(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value 
         for audit in &v.audits {
             push(&audit.message, "note");
         }
-        for fix in describe_patch(c) {
-            let line = format!("[{}] {}: would add {fix}", mutating_policies(c, set), object_label(c));
+        // One result per mutating policy, so each maps to its rule.
+        let fixes = describe_patch(c).join(", ");
+        for &index in &c.mutation.mutated_by {
+            let line = format!("[{}] {}: would add {fixes}", set.policies()[index].name(), object_label(c));
             push(&line, "note");
         }
     }
