@@ -29,6 +29,7 @@ test: promtool
 		PORTCULLIS_REQUIRE_PROMTOOL=1 $(CARGO) test; \
 	fi
 	$(CARGO) run --quiet -- policies --policies policies >/dev/null
+	$(CARGO) run --quiet -- test policies/tests --policies policies
 	$(MAKE) promtool-test
 
 ## promtool: install Debian's prometheus package for promtool when missing (as root)

@@ -30,6 +30,19 @@ pub enum Command {
     /// Evaluate manifests offline with the same engine and policies as the webhook.
     /// Exit code 0: no denial (warnings allowed); 1: at least one denial; 2: usage or input error.
     Check(CheckArgs),
+    /// Run the declarative policy test cases (PolicyTest documents) under DIR
+    /// against the policies; prints PASS/FAIL per case and `N passed, N failed`.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Directory of test cases, one sub-directory per policy (`<DIR>/<policy>/*.yaml`).
+    #[arg(default_value = "policies/tests")]
+    pub dir: PathBuf,
+    /// Directory of policy files.
+    #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
+    pub policies: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +104,14 @@ pub struct ServeArgs {
     /// the Service stops sending reviews to this pod first.
     #[arg(long, env = "PORTCULLIS_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
+    /// Reviews received or answered at once; beyond it requests are refused
+    /// with 503 at once instead of queueing.
+    #[arg(long, env = "PORTCULLIS_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// The longest one review may take, from its headers to the response (a
+    /// slow body included); keep it below the webhooks' timeoutSeconds.
+    #[arg(long, env = "PORTCULLIS_REQUEST_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
     /// The longest in-flight reviews may take to finish on shutdown.
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: Duration,

@@ -10,8 +10,8 @@ use tracing::{error, info};
 use portcullis::cli::{Cli, Command, ServeArgs};
 use portcullis::metrics::Metrics;
 use portcullis::namespaces::NamespaceCache;
-use portcullis::server::{self, AppState, ServeConfig};
-use portcullis::{certs, policy};
+use portcullis::server::{self, AppState, Limits, ServeConfig};
+use portcullis::{certs, policy, suite};
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, chosen explicitly.
@@ -54,8 +54,25 @@ fn main() -> ExitCode {
                 write: args.write,
                 color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             };
-            let code = portcullis::check::run(&run, &mut std::io::stdin(), &mut std::io::stdout(), &mut std::io::stderr());
+            let code =
+                portcullis::check::run(&run, &mut std::io::stdin(), &mut std::io::stdout(), &mut std::io::stderr());
             return ExitCode::from(code);
+        }
+        Command::Test(args) => {
+            let result = policy::load_dir(&args.policies)
+                .map_err(anyhow::Error::from)
+                .and_then(|set| Ok((set, suite::load_cases(&args.dir)?)));
+            return match result {
+                Ok((set, cases)) => {
+                    let results = suite::run(&cases, &set);
+                    print!("{}", suite::render(&results));
+                    if results.iter().all(suite::CaseResult::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                }
+                Err(err) => {
+                    eprintln!("portcullis test: {err:#}");
+                    ExitCode::from(2)
+                }
+            };
         }
         Command::Policies(args) => policy::load_dir(&args.policies)
             .map(|set| print!("{}", policy::describe(&set)))
@@ -88,7 +105,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Err(err) => return Err(err.context("cannot use --kubeconfig")),
         }
     };
-    let state = AppState::with_namespaces(set, metrics, namespaces);
+    let limits = Limits { max_in_flight: args.max_in_flight, request_timeout: args.request_timeout };
+    let state = AppState::with_limits(set, metrics, namespaces, limits);
     let config = ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,

@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum_server::tls_rustls::RustlsConfig;
-use tokio::sync::watch;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use hyper_util::rt::TokioTimer;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -37,6 +39,26 @@ pub struct AppState {
     namespaces: Option<Arc<NamespaceCache>>,
     metrics: Arc<Metrics>,
     serving: AtomicBool,
+    /// Permits for reviews being received or answered.
+    in_flight: Semaphore,
+    limits: Limits,
+}
+
+/// Overload protection of the webhook listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Reviews received or answered at once; beyond it requests are answered
+    /// 503 at once instead of queueing.
+    pub max_in_flight: usize,
+    /// The longest a review may take, from the request's headers to the
+    /// response (a slow body included); below the webhooks' `timeoutSeconds`.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_in_flight: 1024, request_timeout: Duration::from_secs(3) }
+    }
 }
 
 impl AppState {
@@ -51,12 +73,24 @@ impl AppState {
         metrics: Arc<Metrics>,
         namespaces: Option<Arc<NamespaceCache>>,
     ) -> Arc<AppState> {
+        Self::with_limits(policies, metrics, namespaces, Limits::default())
+    }
+
+    /// State with explicit overload limits.
+    pub fn with_limits(
+        policies: PolicySet,
+        metrics: Arc<Metrics>,
+        namespaces: Option<Arc<NamespaceCache>>,
+        limits: Limits,
+    ) -> Arc<AppState> {
         metrics.policies_loaded(policies.len());
         Arc::new(AppState {
             policies: RwLock::new(Arc::new(policies)),
             namespaces,
             metrics,
             serving: AtomicBool::new(false),
+            in_flight: Semaphore::new(limits.max_in_flight),
+            limits,
         })
     }
 
@@ -91,6 +125,7 @@ pub fn webhook_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -103,6 +138,37 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+}
+
+/// Bounds the reviews in flight and the time each may take, body included, so
+/// an overload or a slow client gets a fast, clear answer instead of a queue.
+async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let stage = if request.uri().path() == "/mutate" { Stage::Mutate } else { Stage::Validate };
+    let Ok(_permit) = state.in_flight.try_acquire() else {
+        state.metrics.record_error(stage, started.elapsed());
+        warn!(max_in_flight = state.limits.max_in_flight, "overloaded: review refused");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            format!("portcullis is overloaded: {} reviews in flight; retry\n", state.limits.max_in_flight),
+        )
+            .into_response();
+    };
+    match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            state.metrics.record_error(stage, started.elapsed());
+            let seconds = state.limits.request_timeout.as_secs_f64();
+            debug!(seconds, "review not received and answered in time");
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                format!("review not received and answered within {seconds}s\n"),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -290,9 +356,14 @@ pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running
     let admin_addr = admin_listener.local_addr()?;
 
     let handle = axum_server::Handle::new();
-    let webhook = axum_server::from_tcp_rustls(webhook_listener, tls)?
-        .handle(handle.clone())
-        .serve(webhook_router(state.clone()).into_make_service());
+    // Slow clients: the TLS handshake and the request headers must arrive
+    // within the request timeout; the body is bounded by `guard`.
+    let timeout = state.limits.request_timeout;
+    let acceptor = RustlsAcceptor::new(tls).handshake_timeout(timeout);
+    let mut server = axum_server::from_tcp(webhook_listener)?.acceptor(acceptor).handle(handle.clone());
+    server.http_builder().http1().timer(TokioTimer::new()).header_read_timeout(timeout);
+    server.http_builder().http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
+    let webhook = server.serve(webhook_router(state.clone()).into_make_service());
     let (admin_stop, mut admin_stopped) = watch::channel(false);
     let admin = axum::serve(admin_listener, admin_router(state.clone()))
         .with_graceful_shutdown(async move {

@@ -216,9 +216,8 @@ impl Case {
         let spec = &self.spec;
         let object = spec.object.clone().map(|object| in_namespace(object, &spec.namespace));
         let old_object = spec.old_object.clone().map(|object| in_namespace(object, &spec.namespace));
-        let field = |key: &str| {
-            object.as_ref().and_then(|o| o.get(key)).and_then(Value::as_str).unwrap_or_default().to_owned()
-        };
+        let field =
+            |key: &str| object.as_ref().and_then(|o| o.get(key)).and_then(Value::as_str).unwrap_or_default().to_owned();
         let (api_version, kind) = (field("apiVersion"), field("kind"));
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
         let name = object.as_ref().and_then(|o| o.pointer("/metadata/name")).and_then(Value::as_str).unwrap_or("");
@@ -604,8 +603,7 @@ spec:
         format!("apiVersion: portcullis.dev/v1alpha1\nkind: PolicyTest\nmetadata: {{name: {name}}}\nspec:\n{spec}")
     }
 
-    const NODEPORT_SVC: &str =
-        "  object: {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {type: NodePort, ports: [{port: 80}]}}\n";
+    const NODEPORT_SVC: &str = "  object: {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {type: NodePort, ports: [{port: 80}]}}\n";
 
     fn run_one(policy: &str, spec: &str) -> Option<String> {
         let cases = parse(policy, &doc("case", spec)).unwrap();
@@ -666,8 +664,9 @@ spec:
             }})
         );
         // DELETE: the deleted object travels as oldObject.
-        let delete = &parse("p", &doc("d", &format!("  operation: DELETE\n{NODEPORT_SVC}  expect: {{allowed: true}}\n")))
-            .unwrap()[0];
+        let delete =
+            &parse("p", &doc("d", &format!("  operation: DELETE\n{NODEPORT_SVC}  expect: {{allowed: true}}\n")))
+                .unwrap()[0];
         let review = delete.review();
         assert_eq!(review["request"]["kind"], json!({"group": "", "version": "v1", "kind": "Service"}));
         assert_eq!(review["request"]["object"], Value::Null);
@@ -704,10 +703,9 @@ spec:
             "tests/p/cases.yaml: document 2 (PolicyTest \"bad\"): expect.patch (a mutate case) cannot be combined \
              with allowed, messages or warnings"
         );
-        assert!(
-            err(&format!("{NODEPORT_SVC}  expect: {{patch: [{{op: add}}]}}\n"))
-                .starts_with("tests/p/cases.yaml: document 2 (PolicyTest \"bad\"): expect.patch is not an RFC 6902 patch: ")
-        );
+        assert!(err(&format!("{NODEPORT_SVC}  expect: {{patch: [{{op: add}}]}}\n")).starts_with(
+            "tests/p/cases.yaml: document 2 (PolicyTest \"bad\"): expect.patch is not an RFC 6902 patch: "
+        ));
         assert_eq!(
             err(&format!("{NODEPORT_SVC}  expect: {{allowed: true, messages: [x]}}\n")),
             "tests/p/cases.yaml: document 2 (PolicyTest \"bad\"): expect.messages lists denial lines, but \
@@ -729,8 +727,10 @@ spec:
              CREATE (for DELETE, give the deleted object as spec.object)"
         );
         assert_eq!(
-            err("  namespace: dev\n  object: {apiVersion: v1, kind: Service, metadata: {name: web, namespace: prod}}\n  \
-                 expect: {allowed: true}\n"),
+            err(
+                "  namespace: dev\n  object: {apiVersion: v1, kind: Service, metadata: {name: web, namespace: prod}}\n  \
+                 expect: {allowed: true}\n"
+            ),
             "tests/p/cases.yaml: document 2 (PolicyTest \"bad\"): spec.object.metadata.namespace \"prod\" differs \
              from spec.namespace \"dev\""
         );
@@ -785,9 +785,15 @@ spec:
             ),
             None
         );
-        assert_eq!(run_one("no-nodeport", &format!("  namespace: shop\n{NODEPORT_SVC}  expect: {{allowed: true}}\n")), None);
         assert_eq!(
-            run_one("no-nodeport", &format!("{denied}  user: {{username: break-glass}}\n  expect: {{allowed: true}}\n")),
+            run_one("no-nodeport", &format!("  namespace: shop\n{NODEPORT_SVC}  expect: {{allowed: true}}\n")),
+            None
+        );
+        assert_eq!(
+            run_one(
+                "no-nodeport",
+                &format!("{denied}  user: {{username: break-glass}}\n  expect: {{allowed: true}}\n")
+            ),
             None
         );
         let old = "  oldObject: {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {type: NodePort}}\n";
@@ -811,13 +817,21 @@ spec:
             ))
         );
         assert_eq!(
-            run_one("no-nodeport", &format!("  operation: DELETE\n{denied}  expect: {{allowed: true, warnings: []}}\n")),
+            run_one(
+                "no-nodeport",
+                &format!("  operation: DELETE\n{denied}  expect: {{allowed: true, warnings: []}}\n")
+            ),
             None
         );
         // Warnings are substrings of some warning line.
         let lb = "  object: {apiVersion: v1, kind: Service, metadata: {name: lb}, spec: {type: LoadBalancer}}\n";
         assert_eq!(
-            run_one("warn-loadbalancer", &format!("{lb}  expect: {{allowed: true, warnings: [\"[warn-loadbalancer] Service default/lb: type LoadBalancer\"]}}\n")),
+            run_one(
+                "warn-loadbalancer",
+                &format!(
+                    "{lb}  expect: {{allowed: true, warnings: [\"[warn-loadbalancer] Service default/lb: type LoadBalancer\"]}}\n"
+                )
+            ),
             None
         );
         assert_eq!(
@@ -835,7 +849,10 @@ spec:
     fn a_denial_must_come_from_the_policy_under_test_when_messages_are_given() {
         let both = "  namespace: production\n  object: {apiVersion: v1, kind: Service, metadata: {name: web}, \
                     spec: {type: NodePort, externalIPs: [198.51.100.20]}}\n";
-        assert_eq!(run_one("no-external-ips", &format!("{both}  expect: {{allowed: false, messages: [NodePort]}}\n")), None);
+        assert_eq!(
+            run_one("no-external-ips", &format!("{both}  expect: {{allowed: false, messages: [NodePort]}}\n")),
+            None
+        );
         let only_ips = "  object: {apiVersion: v1, kind: Service, metadata: {name: web}, \
                         spec: {type: NodePort, externalIPs: [198.51.100.20]}}\n";
         assert_eq!(

@@ -37,9 +37,9 @@ fn check(args: &[&str], stdin: Option<&str>) -> Run {
 }
 
 const DIR: &str = "tests/fixtures/check";
-const NODEPORT: &str = "type NodePort opens a port on every node; set spec.type: ClusterIP and expose it through an Ingress with TLS";
-const NO_ALLOW_LIST: &str =
-    "no source allow-list, so any client can reach it; set nginx.ingress.kubernetes.io/whitelist-source-range to the client CIDRs";
+const NODEPORT: &str =
+    "type NodePort opens a port on every node; set spec.type: ClusterIP and expose it through an Ingress with TLS";
+const NO_ALLOW_LIST: &str = "no source allow-list, so any client can reach it; set nginx.ingress.kubernetes.io/whitelist-source-range to the client CIDRs";
 const NO_AUTH: &str = "no authentication method for the nginx controller; add nginx.ingress.kubernetes.io/auth-url (external auth), auth-type with auth-secret (basic), or auth-tls-secret (client certificates), or declare portcullis.dev/auth: application if the backend authenticates users itself";
 
 #[test]
@@ -112,12 +112,14 @@ fn json_output_follows_the_documented_schema() {
     for file in ["multi.yaml", "list.yaml", "clean.yaml", "warn-only.yaml", "tree"] {
         let run = check(&["--output", "json", &format!("{DIR}/{file}")], None);
         let report: Value = serde_json::from_str(&run.stdout).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&report).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(&report).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{file}: {errors:?}");
     }
     // The schema rejects what it does not describe, so the check above can fail.
     assert!(!validator.is_valid(&json!({"version": 1, "summary": {}, "results": []})));
-    let multi: Value = serde_json::from_str(&check(&["-o", "json", &format!("{DIR}/multi.yaml")], None).stdout).unwrap();
+    let multi: Value =
+        serde_json::from_str(&check(&["-o", "json", &format!("{DIR}/multi.yaml")], None).stdout).unwrap();
     assert_eq!(
         multi["results"][1]["patch"],
         json!([{"op": "add", "path": "/metadata/annotations", "value": {}},
@@ -217,7 +219,10 @@ fn fix_write_rewrites_files_in_place() {
     assert_eq!((run.code, run.stdout.as_str()), (1, ""));
     let rewritten = std::fs::read_to_string(&file).unwrap();
     assert!(rewritten.contains("nginx.ingress.kubernetes.io/force-ssl-redirect: \"true\""));
-    assert_eq!(std::fs::read_to_string(&clean).unwrap(), std::fs::read_to_string(repo(DIR).join("clean.yaml")).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&clean).unwrap(),
+        std::fs::read_to_string(repo(DIR).join("clean.yaml")).unwrap()
+    );
     let again = check(&["-o", "json", file.to_str().unwrap()], None);
     let report: Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(report["summary"]["mutated"], 0);

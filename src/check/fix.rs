@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use super::input::{Format, Source};
 use super::Checked;
+use super::input::{Format, Source};
 
 /// The new text of each source, or `None` when nothing in it changes.
 pub fn apply(sources: &[Source], checked: &[Checked]) -> Result<Vec<Option<String>>, String> {

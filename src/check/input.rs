@@ -59,7 +59,8 @@ pub fn read(paths: &[String], stdin: &mut dyn Read) -> Result<Vec<Source>, Input
         let mut files = Vec::new();
         collect(Path::new(path), true, &mut files)?;
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|source| InputError::Read { path: file.clone(), source })?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| InputError::Read { path: file.clone(), source })?;
             let format = if file.extension().is_some_and(|e| e == "json") { Format::Json } else { Format::Yaml };
             let name = file.display().to_string();
             let documents = parse(&name, &text, format)?;
@@ -123,10 +124,11 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Vec<Document>, In
                 let values: Vec<Value> = serde_saphyr::from_str_multiple(chunk).map_err(|e| InputError::Parse {
                     file: name.to_owned(),
                     line: chunk_line + e.location().map_or(1, |l| l.line() as usize).saturating_sub(1),
-                    message: e.without_snippet().to_string().rsplit_once(" at line ").map_or_else(
-                        || e.without_snippet().to_string(),
-                        |(head, _)| head.to_owned(),
-                    ),
+                    message: e
+                        .without_snippet()
+                        .to_string()
+                        .rsplit_once(" at line ")
+                        .map_or_else(|| e.without_snippet().to_string(), |(head, _)| head.to_owned()),
                 })?;
                 // A chunk holds at most one document with content (empty ones may precede it).
                 let value = values.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null);

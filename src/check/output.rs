@@ -38,7 +38,9 @@ fn describe_patch(checked: &Checked) -> Vec<String> {
                 let tokens: Vec<String> = add.path.tokens().map(|t| t.decoded().into_owned()).collect();
                 match tokens.as_slice() {
                     [m, a] if m == "metadata" && a == "annotations" => None,
-                    [m, a, key] if m == "metadata" && a == "annotations" => Some(format!("annotation {key}: {}", add.value)),
+                    [m, a, key] if m == "metadata" && a == "annotations" => {
+                        Some(format!("annotation {key}: {}", add.value))
+                    }
                     _ => Some(format!("{} = {}", add.path, add.value)),
                 }
             }
