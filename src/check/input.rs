@@ -115,26 +115,29 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Vec<Document>, In
             })?;
             Ok(vec![Document { line: 1, text: text.to_owned(), value }])
         }
-        Format::Yaml => split_yaml(text)
-            .into_iter()
-            .map(|(line, chunk)| {
-                // Error locations are relative to the chunk: count from where it starts.
-                let chunk_start = chunk.as_ptr() as usize - text.as_ptr() as usize;
-                let chunk_line = text[..chunk_start].matches('\n').count() + 1;
-                let values: Vec<Value> = serde_saphyr::from_str_multiple(chunk).map_err(|e| InputError::Parse {
-                    file: name.to_owned(),
-                    line: chunk_line + e.location().map_or(1, |l| l.line() as usize).saturating_sub(1),
-                    message: e
-                        .without_snippet()
-                        .to_string()
-                        .rsplit_once(" at line ")
-                        .map_or_else(|| e.without_snippet().to_string(), |(head, _)| head.to_owned()),
-                })?;
-                // A chunk holds at most one document with content (empty ones may precede it).
-                let value = values.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null);
-                Ok(Document { line, text: chunk.to_owned(), value })
-            })
-            .collect(),
+        Format::Yaml => {
+            // Error locations are relative to a chunk: count lines from where it starts.
+            let mut next_line = 1;
+            split_yaml(text)
+                .into_iter()
+                .map(|(line, chunk)| {
+                    let chunk_line = next_line;
+                    next_line += chunk.matches('\n').count();
+                    let values: Vec<Value> = serde_saphyr::from_str_multiple(chunk).map_err(|e| InputError::Parse {
+                        file: name.to_owned(),
+                        line: chunk_line + e.location().map_or(1, |l| l.line() as usize).saturating_sub(1),
+                        message: e
+                            .without_snippet()
+                            .to_string()
+                            .rsplit_once(" at line ")
+                            .map_or_else(|| e.without_snippet().to_string(), |(head, _)| head.to_owned()),
+                    })?;
+                    // A chunk holds at most one document with content (empty ones may precede it).
+                    let value = values.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null);
+                    Ok(Document { line, text: chunk.to_owned(), value })
+                })
+                .collect()
+        }
     }
 }
 
