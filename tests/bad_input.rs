@@ -184,7 +184,7 @@ async fn survives_bad_input_while_a_healthy_client_keeps_working() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             out["response"]["status"]["message"],
-            "[no-external-ips] Service prod/: the object cannot be read as a Service: invalid type: sequence, expected Service; correct the manifest"
+            "[no-external-ips] Service prod/: the object cannot be read as a Service: invalid type: sequence, expected a map; correct the manifest"
         );
 
         let mut no_uid = fixture("v1.32/service-create-clusterip.json");

@@ -51,11 +51,17 @@ pub enum Object {
 }
 
 impl Object {
-    /// Parses an object's JSON as the given kind.
+    /// Parses an object's JSON as the given kind, leaving out what no rule
+    /// reads: `metadata.managedFields` (often the larger part of an object) and
+    /// `status`.
     pub fn from_json(kind: Kind, json: &str) -> Object {
         match kind {
-            Kind::Service => typed(kind, serde_json::from_str(json), Object::Service),
-            Kind::Ingress => typed(kind, serde_json::from_str(json), Object::Ingress),
+            Kind::Service => {
+                typed(kind, lean(json, |metadata, spec| Service { metadata, spec, status: None }), Object::Service)
+            }
+            Kind::Ingress => {
+                typed(kind, lean(json, |metadata, spec| Ingress { metadata, spec, status: None }), Object::Ingress)
+            }
             Kind::Other => Object::Other,
         }
     }
@@ -90,6 +96,31 @@ impl Object {
     pub fn annotation(&self, key: &str) -> Option<&str> {
         annotation(self.metadata()?, key)
     }
+}
+
+/// Builds a typed object from its `metadata` (without `managedFields`) and its
+/// `spec`, each parsed straight from the raw JSON.
+fn lean<S: serde::de::DeserializeOwned, T>(
+    json: &str,
+    build: impl FnOnce(ObjectMeta, Option<S>) -> T,
+) -> Result<T, serde_json::Error> {
+    use serde::Deserialize as _;
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+
+    let fields: BTreeMap<&str, &RawValue> = serde_json::from_str(json)?;
+    let present = |key| fields.get(key).copied().filter(|raw: &&RawValue| raw.get() != "null");
+    let metadata = match present("metadata") {
+        Some(raw) => {
+            let meta: BTreeMap<&str, &RawValue> = serde_json::from_str(raw.get())?;
+            let map =
+                serde::de::value::MapDeserializer::new(meta.into_iter().filter(|(key, _)| *key != "managedFields"));
+            ObjectMeta::deserialize(map)?
+        }
+        None => ObjectMeta::default(),
+    };
+    let spec = present("spec").map(|raw| serde_json::from_str(raw.get())).transpose()?;
+    Ok(build(metadata, spec))
 }
 
 /// A typed object, or why the JSON does not fit the kind's schema.

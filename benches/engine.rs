@@ -1,0 +1,125 @@
+//! Engine and wire-format benchmarks (`make bench` / `cargo bench --bench engine`).
+//!
+//! - `evaluate/*`: `engine::evaluate` alone, objects already decoded, all bundled policies;
+//! - `review/*`: decode the AdmissionReview body, evaluate, encode the response: the
+//!   whole per-review work of a handler except HTTP, TLS and metrics.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use portcullis::engine::{self, NamespaceLabels, PolicySet, Stage};
+use portcullis::review::Review;
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn in_namespace(mut review: Value, namespace: &str) -> Value {
+    review["request"]["namespace"] = json!(namespace);
+    review["request"]["object"]["metadata"]["namespace"] = json!(namespace);
+    review
+}
+
+/// A Service with 200 annotations and 50 ports.
+fn large_service() -> Value {
+    let mut review = in_namespace(fixture("v1.32/service-create-clusterip.json"), "production");
+    let object = &mut review["request"]["object"];
+    for i in 0..200 {
+        object["metadata"]["annotations"][format!("example.com/annotation-{i}")] = json!(format!("value {i}"));
+    }
+    let ports: Vec<Value> =
+        (0..50).map(|i| json!({"name": format!("p{i}"), "port": 8000 + i, "protocol": "TCP"})).collect();
+    object["spec"]["ports"] = json!(ports);
+    review
+}
+
+/// An Ingress with 50 hosts, all covered by TLS, with auth and an allow-list.
+fn large_ingress() -> Value {
+    let mut review = in_namespace(fixture("v1.32/ingress-create-tls.json"), "production");
+    let object = &mut review["request"]["object"];
+    let hosts: Vec<String> = (0..50).map(|i| format!("h{i}.example.com")).collect();
+    let rules: Vec<Value> = hosts
+        .iter()
+        .map(|h| {
+            json!({"host": h, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}})
+        })
+        .collect();
+    object["spec"]["rules"] = json!(rules);
+    object["spec"]["tls"] = json!([{"hosts": hosts, "secretName": "wild"}]);
+    object["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"] = json!("https://auth.example.com/check");
+    object["metadata"]["annotations"]["nginx.ingress.kubernetes.io/whitelist-source-range"] = json!("10.0.0.0/8");
+    review
+}
+
+fn cases() -> Vec<(&'static str, Vec<u8>)> {
+    let bytes = |v: Value| serde_json::to_vec(&v).unwrap();
+    vec![
+        ("service-allowed", bytes(fixture("v1.32/service-create-nodeport.json"))),
+        ("service-denied", bytes(in_namespace(fixture("v1.32/service-create-nodeport.json"), "production"))),
+        ("ingress-tls", bytes(fixture("v1.32/ingress-create-tls.json"))),
+        ("service-large", bytes(large_service())),
+        ("ingress-large", bytes(large_ingress())),
+    ]
+}
+
+fn benches(c: &mut Criterion) {
+    let set: PolicySet = portcullis::policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap();
+    let mut evaluate = c.benchmark_group("evaluate");
+    for (name, body) in cases() {
+        let review = Review::decode(&body).unwrap();
+        evaluate.bench_function(name, |b| {
+            b.iter(|| engine::evaluate(black_box(&review.input(Stage::Validate)), &set, NamespaceLabels::none()))
+        });
+    }
+    evaluate.finish();
+
+    let mut full = c.benchmark_group("review");
+    for (name, body) in cases() {
+        full.bench_function(format!("{name} ({} bytes)", body.len()), |b| {
+            b.iter(|| {
+                let review = Review::decode(black_box(&body)).unwrap();
+                let decision = engine::evaluate(&review.input(Stage::Validate), &set, NamespaceLabels::none());
+                review.respond(&decision, |i| set.policies()[i].name())
+            })
+        });
+    }
+    let mutate = serde_json::to_vec(&fixture("v1.32/ingress-create-tls.json")).unwrap();
+    full.bench_function("ingress-tls mutate", |b| {
+        b.iter(|| {
+            let review = Review::decode(black_box(&mutate)).unwrap();
+            let decision = engine::evaluate(&review.input(Stage::Mutate), &set, NamespaceLabels::none());
+            review.respond(&decision, |i| set.policies()[i].name())
+        })
+    });
+    full.finish();
+}
+
+criterion_group!(engine_benches, benches);
+criterion_main!(engine_benches, part_benches);
+
+fn parts(c: &mut Criterion) {
+    let body = serde_json::to_vec(&fixture("v1.32/service-create-nodeport.json")).unwrap();
+    let mut g = c.benchmark_group("parts");
+    g.bench_function("value", |b| b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).unwrap()));
+    g.bench_function("decode", |b| b.iter(|| Review::decode(black_box(&body)).unwrap()));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let obj = serde_json::to_string(&v["request"]["object"]).unwrap();
+    g.bench_function("service-typed", |b| {
+        b.iter(|| serde_json::from_str::<k8s_openapi::api::core::v1::Service>(black_box(&obj)).unwrap())
+    });
+    let mut stripped: Value = serde_json::from_str(&obj).unwrap();
+    stripped["metadata"].as_object_mut().unwrap().remove("managedFields");
+    let stripped = serde_json::to_string(&stripped).unwrap();
+    g.bench_function("service-lean", |b| {
+        b.iter(|| portcullis::engine::Object::from_json(portcullis::engine::Kind::Service, black_box(&obj)))
+    });
+    g.bench_function("service-typed-no-managed", |b| {
+        b.iter(|| serde_json::from_str::<k8s_openapi::api::core::v1::Service>(black_box(&stripped)).unwrap())
+    });
+    g.finish();
+}
+criterion_group!(part_benches, parts);
