@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use hyper_util::rt::TokioTimer;
 use tokio::sync::{Semaphore, watch};
@@ -359,7 +360,8 @@ pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running
     // Slow clients: the TLS handshake and the request headers must arrive
     // within the request timeout; the body is bounded by `guard`.
     let timeout = state.limits.request_timeout;
-    let acceptor = RustlsAcceptor::new(tls).handshake_timeout(timeout);
+    // TCP_NODELAY: a response must not wait for the client's delayed ACK.
+    let acceptor = RustlsAcceptor::new(tls).handshake_timeout(timeout).acceptor(NoDelayAcceptor::new());
     let mut server = axum_server::from_tcp(webhook_listener)?.acceptor(acceptor).handle(handle.clone());
     server.http_builder().http1().timer(TokioTimer::new()).header_read_timeout(timeout);
     server.http_builder().http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
