@@ -47,6 +47,6 @@ echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /
 echo "body: $BODY ($(stat -c %s "$BODY") bytes); start-up to ready: ${ready_ms} ms"
 run warm-up            -n 20000 -c 4 -m 16 -t 1 >/dev/null
 run h2-saturation      -n "$N" -c 4 -m 32 -t 1
-run h2-1000-per-second -n 20000 -c 10 -m 1 -t 1 --rps=100
+run h2-1000-per-second -n 20000 -c 1 -m 1 -t 1 --rps=1000
 run h1-saturation      --h1 -n "$((N / 2))" -c 32 -t 1
 echo "peak resident memory: $(awk '/VmHWM/ {print $2, $3}' /proc/$pid/status)"
