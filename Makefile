@@ -4,9 +4,10 @@ CERTS ?= .dev-certs
 LISTEN ?= 127.0.0.1:8443
 ADMIN_LISTEN ?= 127.0.0.1:9090
 PROMTOOL ?= promtool
+FUZZ_SECONDS ?= 60
 RULES ?= manifests/monitoring/rules.yaml
 
-.PHONY: run test fmt lint build release certs clean promtool promtool-test
+.PHONY: run test fmt lint build release certs clean promtool promtool-test bench fuzz
 
 ## run: serve the bundled policies on $(LISTEN) (admin on $(ADMIN_LISTEN)) with development certificates
 run: $(CERTS)/tls.crt
@@ -48,6 +49,25 @@ promtool:
 promtool-test: promtool
 	$(PROMTOOL) check rules $(RULES)
 	$(PROMTOOL) test rules tests/prometheus/*.yaml
+
+## bench: criterion benchmarks, then load runs against the release binary (see BENCHMARKS.md)
+bench:
+	@if ! command -v h2load >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nghttp2-client; \
+		else echo "h2load not found: sudo apt-get install nghttp2-client" >&2; exit 1; fi; \
+	fi
+	$(CARGO) bench --bench engine
+	$(CARGO) build --release
+	benches/load.sh
+
+## fuzz: run each cargo-fuzz target for FUZZ_SECONDS (default 60) from the seed corpus
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for target in review policy; do \
+		mkdir -p target/corpus/$$target && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$target target/corpus/$$target corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 fmt:
 	$(CARGO) fmt --all

@@ -50,3 +50,14 @@ run h2-saturation      -n "$N" -c 4 -m 32 -t 1
 run h2-1000-per-second -n 20000 -c 1 -m 1 -t 1 --rps=1000
 run h1-saturation      --h1 -n "$((N / 2))" -c 32 -t 1
 echo "peak resident memory: $(awk '/VmHWM/ {print $2, $3}' /proc/$pid/status)"
+
+# portcullis check over a 10,000-object stream (half Services, half Ingresses).
+awk 'BEGIN {
+  for (i = 0; i < 10000; i++) {
+    if (i % 2 == 0) printf "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc-%d\n  namespace: %s\nspec:\n  type: %s\n  ports:\n  - port: 80\n", i, (i % 4 == 0 ? "production" : "dev"), (i % 8 == 0 ? "NodePort" : "ClusterIP");
+    else printf "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: ing-%d\n  namespace: dev\nspec:\n  ingressClassName: nginx\n  tls:\n  - hosts: [h%d.example.com]\n    secretName: tls-%d\n  rules:\n  - host: h%d.example.com\n", i, i, i, i;
+  }
+}' > "$work/10k.yaml"
+check_start=$(date +%s%N)
+"$BIN" check "$work/10k.yaml" > "$work/check.out" || true
+echo "check of 10,000 objects ($(stat -c %s "$work/10k.yaml") bytes): $(( ($(date +%s%N) - check_start) / 1000000 )) ms ($(tail -1 "$work/check.out"))"

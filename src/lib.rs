@@ -12,6 +12,7 @@ pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod engine;
+pub mod fuzzing;
 pub mod metrics;
 pub mod namespaces;
 pub mod policy;
