@@ -83,7 +83,7 @@ struct ControllersSpec {
 
 /// A policy or environment name: a DNS label, so it is safe in metric labels,
 /// messages and audit annotation keys.
-fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 63
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

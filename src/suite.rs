@@ -252,20 +252,6 @@ fn in_namespace(mut object: Value, namespace: &str) -> Value {
     object
 }
 
-/// A case name is a DNS label, like policy names.
-fn check_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
-        Ok(())
-    } else {
-        Err(format!("metadata.name {name:?} must be a DNS label (lowercase letters, digits and '-', at most 63)"))
-    }
-}
-
 /// What a case must get right beyond the schema.
 fn check_spec(spec: &CaseSpec) -> Result<(), String> {
     let expect = &spec.expect;
@@ -347,7 +333,7 @@ fn parse_with_policy(file: &Path, policy: &str, text: &str) -> Result<Vec<Case>,
             return Err(invalid(format!("kind must be {KIND}, not {kind:?}")));
         }
         let doc: Document = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
-        check_name(&doc.metadata.name).map_err(&invalid)?;
+        crate::policy::check_name(&doc.metadata.name).map_err(&invalid)?;
         check_spec(&doc.spec).map_err(&invalid)?;
         cases.push(Case {
             file: file.to_owned(),
