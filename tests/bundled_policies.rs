@@ -204,20 +204,16 @@ fn rejects_a_hostless_rule() {
 fn rejects_nginx_ssl_redirect_false_on_a_tls_ingress() {
     let mut annotations = good_ingress_annotations();
     annotations["nginx.ingress.kubernetes.io/ssl-redirect"] = json!("false");
-    let ing = ingress(
-        "shop",
-        annotations,
-        tls_spec(json!(["shop.example.com"]), json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])),
-    );
     assert_eq!(
-        judge(&review("CREATE", "dev", ing, None)),
+        shop_ingress("dev", annotations),
         denied(&[
             "[require-ingress-tls] Ingress dev/shop: nginx.ingress.kubernetes.io/ssl-redirect: \"false\" serves the hosts over plain HTTP; remove the annotation"
         ])
     );
 }
 
-fn unauthenticated(namespace: &str, annotations: Value) -> Verdict {
+/// The verdict on a TLS-covered nginx Ingress `shop` with these annotations.
+fn shop_ingress(namespace: &str, annotations: Value) -> Verdict {
     let ing = ingress(
         "shop",
         annotations,
@@ -232,7 +228,7 @@ const NO_AUTH: &str = "no authentication method for the nginx controller; add ng
 fn rejects_an_ingress_without_authentication_in_production() {
     let allow_list = json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "203.0.113.0/24"});
     assert_eq!(
-        unauthenticated("production", allow_list),
+        shop_ingress("production", allow_list),
         denied(&[&format!("[require-ingress-auth] Ingress production/shop: {NO_AUTH}")])
     );
 }
@@ -241,7 +237,7 @@ fn rejects_an_ingress_without_authentication_in_production() {
 fn warns_on_an_ingress_without_authentication_in_dev() {
     let allow_list = json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "203.0.113.0/24"});
     assert_eq!(
-        unauthenticated("dev", allow_list),
+        shop_ingress("dev", allow_list),
         Verdict {
             allowed: true,
             message: String::new(),
@@ -252,7 +248,7 @@ fn warns_on_an_ingress_without_authentication_in_dev() {
 
 #[test]
 fn allows_an_ingress_with_auth_url_in_production() {
-    assert_eq!(unauthenticated("production", good_ingress_annotations()), allowed());
+    assert_eq!(shop_ingress("production", good_ingress_annotations()), allowed());
 }
 
 #[test]
@@ -260,7 +256,7 @@ fn accepts_application_auth_with_a_warning() {
     let annotations = json!({"portcullis.dev/auth": "application",
                              "nginx.ingress.kubernetes.io/whitelist-source-range": "203.0.113.0/24"});
     assert_eq!(
-        unauthenticated("production", annotations),
+        shop_ingress("production", annotations),
         Verdict {
             allowed: true,
             message: String::new(),
@@ -273,13 +269,8 @@ fn accepts_application_auth_with_a_warning() {
 fn rejects_snippet_annotations() {
     let mut annotations = good_ingress_annotations();
     annotations["nginx.ingress.kubernetes.io/configuration-snippet"] = json!("more_set_headers \"X: y\";");
-    let ing = ingress(
-        "shop",
-        annotations,
-        tls_spec(json!(["shop.example.com"]), json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])),
-    );
     assert_eq!(
-        judge(&review("CREATE", "dev", ing, None)),
+        shop_ingress("dev", annotations),
         denied(&[
             "[no-configuration-snippets] Ingress dev/shop: annotation nginx.ingress.kubernetes.io/configuration-snippet is not allowed (snippets inject raw nginx configuration into the shared controller (CVE-2021-25742)); remove it"
         ])
