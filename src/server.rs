@@ -148,7 +148,7 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     let stage = if request.uri().path() == "/mutate" { Stage::Mutate } else { Stage::Validate };
     let Ok(_permit) = state.in_flight.try_acquire() else {
         state.metrics.record_error(stage, started.elapsed());
-        warn!(max_in_flight = state.limits.max_in_flight, "overloaded: review refused");
+        debug!(max_in_flight = state.limits.max_in_flight, "overloaded: review refused");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "1")],
