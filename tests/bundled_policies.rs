@@ -132,12 +132,7 @@ fn rejects_external_ips_everywhere() {
 
 #[test]
 fn allows_a_complete_ingress_in_production() {
-    let ing = ingress(
-        "shop",
-        good_ingress_annotations(),
-        tls_spec(json!(["shop.example.com"]), json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])),
-    );
-    assert_eq!(judge(&review("CREATE", "production", ing, None)), allowed());
+    assert_eq!(shop_ingress("production", good_ingress_annotations()), allowed());
 }
 
 #[test]

@@ -75,26 +75,12 @@ impl Object {
         }
     }
 
-    pub fn kind(&self) -> Kind {
-        match self {
-            Object::Service(_) => Kind::Service,
-            Object::Ingress(_) => Kind::Ingress,
-            Object::Other => Kind::Other,
-            Object::Invalid { kind, .. } => *kind,
-        }
-    }
-
     pub fn metadata(&self) -> Option<&ObjectMeta> {
         match self {
             Object::Service(service) => Some(&service.metadata),
             Object::Ingress(ingress) => Some(&ingress.metadata),
             Object::Other | Object::Invalid { .. } => None,
         }
-    }
-
-    /// The value of an annotation, if set.
-    pub fn annotation(&self, key: &str) -> Option<&str> {
-        annotation(self.metadata()?, key)
     }
 }
 
