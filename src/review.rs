@@ -181,7 +181,7 @@ impl Review {
                 uid: &self.uid,
                 allowed: decision.allowed(),
                 status,
-                warnings: &decision.warnings,
+                warnings: decision.client_warnings().collect(),
                 patch_type: patch.as_ref().map(|_| "JSONPatch"),
                 patch,
                 audit_annotations,
@@ -206,8 +206,8 @@ struct WireResponse<'a> {
     allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<WireStatus>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -274,6 +274,7 @@ mod tests {
                 Violation { policy: 1, message: "[b] two".into() },
             ],
             warnings: vec!["careful".into()],
+            notices: vec!["[portcullis] labels unknown".into()],
             audits: vec![
                 Violation { policy: 2, message: "[c] noted".into() },
                 Violation { policy: 2, message: "[c] again".into() },
@@ -289,7 +290,7 @@ mod tests {
             json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
                 "uid": "u-1", "allowed": false,
                 "status": {"status": "Failure", "code": 403, "reason": "Forbidden", "message": "[a] one\n[b] two"},
-                "warnings": ["careful"],
+                "warnings": ["[portcullis] labels unknown"],
                 "patchType": "JSONPatch",
                 "patch": "W3sib3AiOiJhZGQiLCJwYXRoIjoiL21ldGFkYXRhL2Fubm90YXRpb25zIiwidmFsdWUiOnt9fV0=",
                 "auditAnnotations": {"c": "[c] noted; [c] again"},

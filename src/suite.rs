@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::{self, NamespaceLabels, PolicySet, Stage};
+use crate::engine::{self, MAX_WARNING_CHARS, NamespaceLabels, PolicySet, Stage};
 use crate::policy::API_VERSION;
 use crate::review::{Review, V1};
 
@@ -496,6 +496,14 @@ fn judge(case: &Case, set: &PolicySet) -> Result<(), String> {
             problems.push(format!("no denial line from {policy}"));
         }
     }
+    for line in &decision.warnings {
+        let length = line.chars().count();
+        if length > MAX_WARNING_CHARS {
+            problems.push(format!(
+                "a warning of {length} characters; the API server keeps at most {MAX_WARNING_CHARS}: {line:?}"
+            ));
+        }
+    }
     if let Some(warnings) = &expect.warnings {
         if warnings.is_empty() && !decision.warnings.is_empty() {
             problems.push("expected no warnings".into());
@@ -798,8 +806,7 @@ spec:
                 &format!("  operation: UPDATE\n{denied}{old}  expect: {{allowed: true, warnings: []}}\n")
             ),
             Some(format!(
-                "expected no warnings; messages: []; warnings: [\"{expected_line} (already present before this \
-                 update, allowed for now)\"]"
+                "expected no warnings; messages: []; warnings: [\"{expected_line} (pre-existing, allowed for now)\"]"
             ))
         );
         assert_eq!(
@@ -828,6 +835,29 @@ spec:
                  ClusterIP behind an Ingress\"]"
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn a_warning_longer_than_the_api_server_keeps_fails_the_case() {
+        let (namespace, name) = ("n".repeat(63), "s".repeat(63));
+        let spec = format!(
+            "  namespace: {namespace}\n  object: {{apiVersion: v1, kind: Service, metadata: {{name: {name}}}, \
+             spec: {{type: LoadBalancer}}}}\n  expect: {{allowed: true}}\n"
+        );
+        let failure = run_one("warn-loadbalancer", &spec).expect("a 266-character warning fails");
+        assert!(
+            failure.starts_with("a warning of 266 characters; the API server keeps at most 256: \"[warn-loadbalancer]"),
+            "{failure}"
+        );
+        // The same warning with short names passes.
+        assert_eq!(
+            run_one(
+                "warn-loadbalancer",
+                "  object: {apiVersion: v1, kind: Service, metadata: {name: lb}, spec: {type: LoadBalancer}}\n  \
+                 expect: {allowed: true}\n"
+            ),
+            None
         );
     }
 

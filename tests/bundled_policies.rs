@@ -217,7 +217,7 @@ fn shop_ingress(namespace: &str, annotations: Value) -> Verdict {
     judge(&review("CREATE", namespace, ing, None))
 }
 
-const NO_AUTH: &str = "no authentication method for the nginx controller; add nginx.ingress.kubernetes.io/auth-url (external auth), auth-type with auth-secret (basic), or auth-tls-secret (client certificates), or declare portcullis.dev/auth: application if the backend authenticates users itself";
+const NO_AUTH: &str = "no authentication for the nginx controller; set nginx.ingress.kubernetes.io/auth-url, auth-type+auth-secret or auth-tls-secret, or portcullis.dev/auth: application";
 
 #[test]
 fn rejects_an_ingress_without_authentication_in_production() {
@@ -306,7 +306,7 @@ fn warns_on_update_of_an_object_that_already_violated() {
             allowed: true,
             message: String::new(),
             warnings: vec![format!(
-                "[no-nodeport-in-production] Service production/web: {NODEPORT} (already present before this update, allowed for now)"
+                "[no-nodeport-in-production] Service production/web: {NODEPORT} (pre-existing, allowed for now)"
             )],
         }
     );
@@ -320,6 +320,66 @@ fn denies_update_that_introduces_the_violation() {
         judge(&review("UPDATE", "production", new, Some(old))),
         denied(&[&format!("[no-nodeport-in-production] Service production/web: {NODEPORT}")])
     );
+}
+
+/// A production LoadBalancer admitted before the policies: open to the world,
+/// holding the service controller's cleanup finalizer.
+fn legacy_loadbalancer(labels: Value, deletion: Option<&str>) -> Value {
+    let mut svc = service("legacy-lb", json!({"type": "LoadBalancer", "ports": [{"port": 443}]}));
+    svc["metadata"]["labels"] = labels;
+    svc["metadata"]["finalizers"] = json!(["service.kubernetes.io/load-balancer-cleanup"]);
+    if let Some(timestamp) = deletion {
+        svc["metadata"]["deletionTimestamp"] = json!(timestamp);
+    }
+    svc
+}
+
+const OPEN_LB: &str = "[restrict-loadbalancer-source-ranges] Service production/legacy-lb: type LoadBalancer without loadBalancerSourceRanges is open to the whole internet; set spec.loadBalancerSourceRanges to the client CIDRs";
+const PAID_LB: &str = "[warn-loadbalancer-in-production] Service production/legacy-lb: type LoadBalancer costs a public IP per Service and has no routing or TLS; prefer ClusterIP behind an Ingress";
+
+#[test]
+fn allows_finalizer_removal_from_a_violating_object_being_deleted() {
+    let old = legacy_loadbalancer(json!({"app": "shop"}), Some("2026-12-02T10:00:00Z"));
+    let mut new = old.clone();
+    new["metadata"]["finalizers"] = json!([]);
+    assert_eq!(judge(&review("UPDATE", "production", new, Some(old))), allowed());
+    // Even a terminating object the old version of which was fine is not judged.
+    let mut worse = legacy_loadbalancer(json!({}), Some("2026-12-02T10:00:00Z"));
+    worse["spec"]["type"] = json!("NodePort");
+    assert_eq!(judge(&review("UPDATE", "production", worse, None)), allowed());
+}
+
+#[test]
+fn allows_a_label_only_update_of_a_violating_loadbalancer_with_a_warning() {
+    let old = legacy_loadbalancer(json!({"app": "shop"}), None);
+    let new = legacy_loadbalancer(json!({"app": "shop", "team": "payments"}), None);
+    assert_eq!(
+        judge(&review("UPDATE", "production", new, Some(old))),
+        Verdict {
+            allowed: true,
+            message: String::new(),
+            warnings: vec![format!("{OPEN_LB} (pre-existing, allowed for now)"), PAID_LB.to_owned()],
+        }
+    );
+}
+
+#[test]
+fn denies_a_new_violation_in_an_update_of_a_violating_object() {
+    let old = legacy_loadbalancer(json!({}), None);
+    let mut new = legacy_loadbalancer(json!({}), None);
+    new["spec"]["externalIPs"] = json!(["198.51.100.20"]);
+    let verdict = judge(&review("UPDATE", "production", new, Some(old)));
+    assert_eq!(
+        verdict,
+        Verdict {
+            allowed: false,
+            message: "[no-external-ips] Service production/legacy-lb: spec.externalIPs 198.51.100.20 can intercept cluster traffic (CVE-2020-8554); remove spec.externalIPs and expose the Service through an Ingress".into(),
+            warnings: vec![format!("{OPEN_LB} (pre-existing, allowed for now)"), PAID_LB.to_owned()],
+        }
+    );
+    // A CREATE of the same violating object is denied outright.
+    let created = judge(&review("CREATE", "production", legacy_loadbalancer(json!({}), None), None));
+    assert_eq!((created.allowed, created.message.as_str()), (false, OPEN_LB));
 }
 
 #[test]

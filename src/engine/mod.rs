@@ -16,6 +16,17 @@ pub use object::{Kind, Object};
 pub use patch::PatchBuilder;
 pub use policy::{Action, Environment, Exception, ExistingViolations, Match, Operation, Policy, PolicySet};
 
+/// The longest warning the API server is sure to pass on whole: it truncates
+/// longer ones once a response's warnings exceed 4 KiB. Bundled policies keep
+/// every warning within it, and `portcullis test` fails a case whose warning
+/// does not.
+pub const MAX_WARNING_CHARS: usize = 256;
+
+/// Ends the warning that replaces the denial of a violation the old object
+/// already had (see [`ExistingViolations::Warn`]); the line before it says
+/// what to fix.
+pub const EXISTING: &str = "(pre-existing, allowed for now)";
+
 /// Which webhook asks: validating policies answer `/validate`, mutating
 /// policies answer `/mutate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +122,13 @@ pub struct Violation {
 pub struct Decision {
     /// Denying violations, in policy order. Empty means allowed.
     pub violations: Vec<Violation>,
-    /// Warning lines for the client (`Warning:` in kubectl).
+    /// Warning lines about the object (`Warning:` in kubectl): Warn policies,
+    /// accepted weaker setups, violations that existed before an update.
     pub warnings: Vec<String>,
+    /// Lines about how the decision was reached rather than about the object
+    /// (e.g. namespace labels that could not be read). They explain a denial,
+    /// so the webhook sends them whatever the verdict.
+    pub notices: Vec<String>,
     /// Violations of `Audit` policies: allowed, recorded only.
     pub audits: Vec<Violation>,
     /// One merged RFC 6902 patch (empty when nothing changes).
@@ -126,6 +142,15 @@ pub struct Decision {
 impl Decision {
     pub fn allowed(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// The warnings to send with the response. A denied request gets only the
+    /// notices: the object is not stored, the denial says what must change, and
+    /// the advice of Warn policies would bury it (the next, allowed, attempt
+    /// shows it; `portcullis check` always shows it).
+    pub fn client_warnings(&self) -> impl Iterator<Item = &str> {
+        let advice = if self.allowed() { self.warnings.as_slice() } else { &[] };
+        self.notices.iter().chain(advice).map(String::as_str)
     }
 
     /// The denial message: one line per violation.
@@ -145,6 +170,11 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
     let Some(object) = input.object else {
         return decision;
     };
+    if input.operation == Operation::Update && object.is_being_deleted() {
+        // Finalizers are being removed so that the object can go: blocking
+        // that would leave it terminating for ever.
+        return decision;
+    }
     let controller = match object {
         Object::Ingress(ingress) => policies.controllers().family_of(ingress),
         _ => None,
@@ -213,9 +243,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
             let line = policy.line(input, text);
             match (policy.action(), existed) {
                 (Action::Deny, false) => decision.violations.push(Violation { policy: index, message: line }),
-                (Action::Deny, true) => {
-                    decision.warnings.push(format!("{line} (already present before this update, allowed for now)"))
-                }
+                (Action::Deny, true) => decision.warnings.push(format!("{line} {EXISTING}")),
                 (Action::Warn, _) => decision.warnings.push(line),
                 (Action::Audit, _) => decision.audits.push(Violation { policy: index, message: line }),
             }
@@ -225,7 +253,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
     decision.patch = patch.build();
     let unknown = matches!(labels, NamespaceLabels::Unknown);
     if unknown && input.stage == Stage::Validate && policies.environments().iter().any(Environment::has_selector) {
-        decision.warnings.push(format!(
+        decision.notices.push(format!(
             "[portcullis] {} {}/{}: the labels of namespace {} are unknown, so it was judged as part of every \
              environment its labels could select",
             input.kind.as_str(),

@@ -75,6 +75,12 @@ impl Object {
         }
     }
 
+    /// Whether `metadata.deletionTimestamp` is set: the object is terminating
+    /// and waits only for its finalizers to be removed.
+    pub fn is_being_deleted(&self) -> bool {
+        self.metadata().is_some_and(|metadata| metadata.deletion_timestamp.is_some())
+    }
+
     pub fn metadata(&self) -> Option<&ObjectMeta> {
         match self {
             Object::Service(service) => Some(&service.metadata),

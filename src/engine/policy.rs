@@ -37,13 +37,18 @@ impl Action {
     }
 }
 
-/// How an UPDATE is judged when the old object broke the rule the same way.
+/// How an UPDATE is judged when the old object broke the rule the same way:
+/// the rule's findings on `oldObject` and `object` are compared, and only
+/// findings the old object did not have are new.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub enum ExistingViolations {
-    /// Like any other violation.
-    #[default]
+    /// Like any other violation: an object that already breaks the rule cannot
+    /// be changed at all until it is fixed.
     Deny,
-    /// Downgraded to a warning, so legacy objects can still be changed.
+    /// Downgraded to a warning, so that objects admitted before the policy
+    /// (or under an exception) can still be relabelled, scaled and cleaned up,
+    /// while a new violation is still denied. The default.
+    #[default]
     Warn,
 }
 

@@ -37,10 +37,11 @@ impl ForbiddenAnnotations {
                 .iter()
                 .find(|f| f.key.matches(key) && (f.values.is_empty() || f.values.matches(value)));
             if let Some(forbidden) = forbidden {
-                findings.push(Finding::Violation(format!(
-                    "annotation {key} is not allowed ({}); remove it",
-                    forbidden.reason
-                )));
+                findings.push(Finding::Violation(if forbidden.values.is_empty() {
+                    format!("annotation {key} is not allowed ({}); remove it", forbidden.reason)
+                } else {
+                    format!("the value of annotation {key} is not allowed ({}); change the value", forbidden.reason)
+                }));
             }
         }
     }
@@ -89,7 +90,9 @@ mod tests {
         assert_eq!(check(&snippets(), &ing(json!({"example.com/mode": "fast"}))), vec![]);
         assert_eq!(
             check(&snippets(), &ing(json!({"example.com/mode": "debug-full"}))),
-            vec![violation("annotation example.com/mode is not allowed (debug mode exposes internals); remove it")]
+            vec![violation(
+                "the value of annotation example.com/mode is not allowed (debug mode exposes internals); change the value"
+            )]
         );
         assert_eq!(check(&snippets(), &service(json!({"metadata": {"name": "web"}}))), vec![]);
     }

@@ -109,7 +109,7 @@ impl SourceRanges {
                 allow_list_annotations(family)[0]
             ),
             Some(Family::Traefik) => format!(
-                "no source allow-list, so any client can reach it; add an ipAllowList middleware approved by the platform team to {TRAEFIK_MIDDLEWARES}"
+                "no source allow-list, so any client can reach it; add an approved ipAllowList middleware to {TRAEFIK_MIDDLEWARES}"
             ),
             Some(family @ (Family::Gce | Family::Contour)) => format!(
                 "the {} controller has no allow-list annotation, so any client can reach it; restrict sources at the load balancer or firewall",
