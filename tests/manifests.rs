@@ -37,6 +37,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use portcullis::cli::{Cli, Command as CliCommand, ServeArgs};
+use portcullis::engine::{Kind, PolicySet, Stage};
 use portcullis::server::{AppState, admin_router, webhook_router};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -328,27 +329,127 @@ fn webhooks_exclude_kube_system_and_our_namespace() {
     }
 }
 
+fn services_rule() -> RuleWithOperations {
+    RuleWithOperations {
+        api_groups: strings(&[""]),
+        api_versions: strings(&["v1"]),
+        resources: strings(&["services"]),
+        operations: strings(&["CREATE", "UPDATE"]),
+        scope: Some("Namespaced".into()),
+    }
+}
+
+fn ingresses_rule() -> RuleWithOperations {
+    RuleWithOperations {
+        api_groups: strings(&["networking.k8s.io"]),
+        api_versions: strings(&["v1"]),
+        resources: strings(&["ingresses"]),
+        operations: strings(&["CREATE", "UPDATE"]),
+        scope: Some("Namespaced".into()),
+    }
+}
+
 #[test]
-fn webhooks_see_only_creates_and_updates_of_services_and_ingresses() {
+fn validating_sees_services_and_ingresses_mutating_only_ingresses() {
     let Some(manifests) = base() else { return };
-    let expected = vec![
-        RuleWithOperations {
-            api_groups: strings(&[""]),
-            api_versions: strings(&["v1"]),
-            resources: strings(&["services"]),
-            operations: strings(&["CREATE", "UPDATE"]),
-            scope: Some("Namespaced".into()),
-        },
-        RuleWithOperations {
-            api_groups: strings(&["networking.k8s.io"]),
-            api_versions: strings(&["v1"]),
-            resources: strings(&["ingresses"]),
-            operations: strings(&["CREATE", "UPDATE"]),
-            scope: Some("Namespaced".into()),
-        },
+    assert_eq!(validating(&manifests).rules.unwrap(), vec![services_rule(), ingresses_rule()]);
+    // No mutating policy touches a Service: the API server need not call /mutate for one.
+    assert_eq!(mutating(&manifests).rules.unwrap(), vec![ingresses_rule()]);
+}
+
+/// One thing a webhook is called for: `(apiGroup, resource, operation)`.
+type Registration = (String, String, String);
+
+/// What the policies of `stage` act on: every kind and operation of their `match`.
+fn acted_on(policies: &PolicySet, stage: Stage) -> BTreeSet<Registration> {
+    let mut acted_on = BTreeSet::new();
+    for policy in policies.policies().iter().filter(|policy| policy.rule().stage() == stage) {
+        let matches = policy.matches();
+        for kind in &matches.kinds {
+            let (group, resource) = match kind {
+                Kind::Service => ("", "services"),
+                Kind::Ingress => ("networking.k8s.io", "ingresses"),
+                Kind::Other => panic!("policy {} matches a kind portcullis has no rules for", policy.name()),
+            };
+            for operation in &matches.operations {
+                acted_on.insert((group.to_owned(), resource.to_owned(), operation.as_str().to_owned()));
+            }
+        }
+    }
+    acted_on
+}
+
+/// Every `(apiGroup, resource, operation)` the rules register for. A wildcard
+/// stays `*`, so it never equals what the policies act on.
+fn registrations(rules: &[RuleWithOperations]) -> BTreeSet<Registration> {
+    let mut registered = BTreeSet::new();
+    for rule in rules {
+        let list = |items: &Option<Vec<String>>| items.clone().unwrap_or_default();
+        for group in list(&rule.api_groups) {
+            for resource in list(&rule.resources) {
+                for operation in list(&rule.operations) {
+                    registered.insert((group.clone(), resource.clone(), operation));
+                }
+            }
+        }
+    }
+    registered
+}
+
+/// The rules of the one webhook in the rendered configuration `kind`. Read from
+/// the document itself: without cert-manager, its caBundle placeholder does not
+/// fit the typed configuration.
+fn webhook_rules(manifests: &Manifests, kind: &str) -> Vec<RuleWithOperations> {
+    let webhooks = manifests.value(kind, "portcullis")["webhooks"].as_array().expect("webhooks").clone();
+    assert_eq!(webhooks.len(), 1, "{kind}: one webhook");
+    serde_json::from_value(webhooks[0]["rules"].clone()).unwrap_or_else(|e| panic!("{kind} rules: {e}"))
+}
+
+/// `Err` naming what is registered for nothing and what is acted on unregistered.
+fn compare_registrations(registered: &BTreeSet<Registration>, acted_on: &BTreeSet<Registration>) -> Result<(), String> {
+    if registered == acted_on {
+        return Ok(());
+    }
+    Err(format!(
+        "registered, yet no policy acts on it: {:?}; a policy acts on it, yet not registered: {:?}",
+        registered.difference(acted_on).collect::<Vec<_>>(),
+        acted_on.difference(registered).collect::<Vec<_>>()
+    ))
+}
+
+#[test]
+fn webhooks_register_exactly_what_the_bundled_policies_act_on() {
+    let policies = portcullis::policy::load_dir(&repo("policies")).expect("bundled policies load");
+    let stages = [
+        ("ValidatingWebhookConfiguration", acted_on(&policies, Stage::Validate)),
+        ("MutatingWebhookConfiguration", acted_on(&policies, Stage::Mutate)),
     ];
-    assert_eq!(validating(&manifests).rules.unwrap(), expected);
-    assert_eq!(mutating(&manifests).rules.unwrap(), expected);
+    for (_, acted_on) in &stages {
+        assert!(!acted_on.is_empty());
+    }
+    for dir in ["manifests", "manifests/without-cert-manager"] {
+        let Some(manifests) = Manifests::render(dir) else { return };
+        for (kind, acted_on) in &stages {
+            let registered = registrations(&webhook_rules(&manifests, kind));
+            if let Err(difference) = compare_registrations(&registered, acted_on) {
+                panic!("{dir}: {kind} does not match the policies of its stage: {difference}");
+            }
+        }
+    }
+}
+
+#[test]
+fn registering_services_for_mutation_is_caught() {
+    // What the MutatingWebhookConfiguration registered before: Services too.
+    let policies = portcullis::policy::load_dir(&repo("policies")).expect("bundled policies load");
+    let services_and_ingresses = registrations(&[services_rule(), ingresses_rule()]);
+    let error = compare_registrations(&services_and_ingresses, &acted_on(&policies, Stage::Mutate)).unwrap_err();
+    assert!(error.contains(r#"("", "services", "CREATE")"#), "{error}");
+    assert_eq!(compare_registrations(&services_and_ingresses, &acted_on(&policies, Stage::Validate)), Ok(()));
+    // A wildcard is not what the policies act on either.
+    let mut wildcard = ingresses_rule();
+    wildcard.operations = strings(&["*"]);
+    assert!(compare_registrations(&registrations(&[wildcard]), &acted_on(&policies, Stage::Mutate)).is_err());
 }
 
 #[test]
@@ -428,10 +529,7 @@ async fn webhook_paths_exist_in_the_router() {
     let Some(manifests) = base() else { return };
     let paths = [
         (validating(&manifests).client_config.service.unwrap().path.unwrap(), "v1.32/service-create-clusterip.json"),
-        (
-            mutating(&manifests).client_config.service.unwrap().path.unwrap(),
-            "v1.32/service-create-clusterip.mutating.json",
-        ),
+        (mutating(&manifests).client_config.service.unwrap().path.unwrap(), "v1.32/ingress-create-tls.json"),
     ];
     let router = webhook_router(bundled_state());
     for (path, fixture_name) in paths {
@@ -951,7 +1049,7 @@ async fn alerts_query_metrics_portcullis_exports() {
         assert!(
             sample(
                 "portcullis_admission_rejections_total",
-                &["policy=\"no-nodeport-in-production\"", "namespace=\"production\""]
+                &["policy=\"no-nodeport-in-production\"", "namespace=\"production\"", "dry_run=\"false\""]
             ),
             "{exposition}"
         );
