@@ -123,7 +123,7 @@ async fn answers_v1beta1_reviews_in_v1beta1() {
 }
 
 #[tokio::test]
-async fn denies_plain_http_ingress_with_warnings_for_the_rest() {
+async fn denies_plain_http_ingress_without_the_advice_of_warn_policies() {
     let (_, webhook, _) = routers();
     let out = review(&webhook, "/validate", &fixture("v1.32/ingress-create.json")).await;
     assert_eq!(
@@ -132,12 +132,23 @@ async fn denies_plain_http_ingress_with_warnings_for_the_rest() {
             "uid": "9dd87190-37c6-404e-bde0-64fc830d2e05",
             "allowed": false,
             "status": {"status": "Failure", "code": 403, "reason": "Forbidden",
-                       "message": "[require-ingress-tls] Ingress webhook-test/web-ingress: host web.example.com is not covered by spec.tls, so it is served over plain HTTP; add it to spec.tls[].hosts with a secretName"},
-            "warnings": [
-                "[ingress-source-allow-list] Ingress webhook-test/web-ingress: no source allow-list, so any client can reach it; set nginx.ingress.kubernetes.io/whitelist-source-range to the client CIDRs",
-                "[warn-ingress-auth] Ingress webhook-test/web-ingress: no authentication method for the nginx controller; add nginx.ingress.kubernetes.io/auth-url (external auth), auth-type with auth-secret (basic), or auth-tls-secret (client certificates), or declare portcullis.dev/auth: application if the backend authenticates users itself"
-            ]
+                       "message": "[require-ingress-tls] Ingress webhook-test/web-ingress: host web.example.com is not covered by spec.tls, so it is served over plain HTTP; add it to spec.tls[].hosts with a secretName"}
         })
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_request_carries_the_warnings_of_warn_policies() {
+    let (_, webhook, _) = routers();
+    let mut body = in_namespace(fixture("v1.32/service-create-loadbalancer.json"), "prod");
+    body["request"]["object"]["spec"]["loadBalancerSourceRanges"] = json!(["203.0.113.0/24"]);
+    let out = review(&webhook, "/validate", &body).await;
+    assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(
+        out["response"]["warnings"],
+        json!([
+            "[warn-loadbalancer-in-production] Service prod/web-lb: type LoadBalancer costs a public IP per Service and has no routing or TLS; prefer ClusterIP behind an Ingress"
+        ])
     );
 }
 
@@ -157,9 +168,13 @@ async fn dry_run_gets_the_same_verdict_and_is_labelled_in_metrics() {
     for line in [
         r#"portcullis_admission_requests_total{webhook="validate",operation="CREATE",kind="Service",decision="denied",dry_run="true"} 1"#,
         r#"portcullis_admission_requests_total{webhook="validate",operation="CREATE",kind="Service",decision="denied",dry_run="false"} 1"#,
+        // The dry-run denial is a rejection of its own kind, which the alert leaves out.
+        r#"portcullis_admission_rejections_total{policy="no-nodeport-in-production",kind="Service",operation="CREATE",namespace="prod",dry_run="true"} 1"#,
+        r#"portcullis_admission_rejections_total{policy="no-nodeport-in-production",kind="Service",operation="CREATE",namespace="prod",dry_run="false"} 1"#,
     ] {
         assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
     }
+    assert_eq!(metrics.matches("portcullis_admission_rejections_total{").count(), 2, "{metrics}");
 }
 
 #[tokio::test]
@@ -185,7 +200,7 @@ async fn metrics_count_rejections_by_policy() {
     let metrics = reply.text();
     assert!(metrics.contains("# TYPE portcullis_admission_rejections_total counter\n"));
     for line in [
-        r#"portcullis_admission_rejections_total{policy="no-nodeport-in-production",kind="Service",operation="CREATE",namespace="production"} 1"#,
+        r#"portcullis_admission_rejections_total{policy="no-nodeport-in-production",kind="Service",operation="CREATE",namespace="production",dry_run="false"} 1"#,
         r#"portcullis_admission_requests_total{webhook="validate",operation="CREATE",kind="Service",decision="allowed",dry_run="false"} 1"#,
         r#"portcullis_policy_results_total{policy="no-nodeport-in-production",action="deny",result="fail"} 1"#,
         r#"portcullis_policy_results_total{policy="no-external-ips",action="deny",result="pass"} 2"#,
@@ -329,6 +344,52 @@ async fn mutate_adds_grpc_and_websocket_defaults_together() {
             "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
             "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
         })
+    );
+}
+
+/// The `portcullis_mutations_total` samples of a scrape, sorted.
+async fn mutation_samples(admin: &Router) -> Vec<String> {
+    let metrics = get(admin, "/metrics").await.text();
+    let mut samples: Vec<String> =
+        metrics.lines().filter(|l| l.starts_with("portcullis_mutations_total{")).map(String::from).collect();
+    samples.sort();
+    samples
+}
+
+#[tokio::test]
+async fn mutations_are_counted_once_per_returned_patch() {
+    let (_, webhook, admin) = routers();
+    let mut body = fixture("v1.32/ingress-create-tls.json");
+    // Validation never patches; a mutation that adds nothing returns no patch.
+    review(&webhook, "/validate", &body).await;
+    let plain = review(&webhook, "/mutate", &fixture("v1.32/ingress-create.json")).await;
+    assert_eq!(plain["response"].get("patch"), None);
+    assert_eq!(mutation_samples(&admin).await, Vec::<String>::new());
+
+    let out = review(&webhook, "/mutate", &body).await;
+    let patch = out["response"]["patch"].as_str().expect("a patch is returned");
+    let counted =
+        vec![r#"portcullis_mutations_total{policy="https-redirect",kind="Ingress",dry_run="false"} 1"#.to_owned()];
+    assert_eq!(mutation_samples(&admin).await, counted);
+
+    // The API server calls again (reinvocation) with the patched object: nothing
+    // is missing, no patch is returned, nothing more is counted.
+    let mut again = body.clone();
+    again["request"]["object"] = apply(&body["request"]["object"], patch);
+    let out = review(&webhook, "/mutate", &again).await;
+    assert_eq!(out["response"].get("patch"), None);
+    assert_eq!(mutation_samples(&admin).await, counted);
+
+    // A dry run gets the same patch and is counted apart.
+    body["request"]["dryRun"] = json!(true);
+    let dry = review(&webhook, "/mutate", &body).await;
+    assert_eq!(dry["response"]["patch"], patch);
+    assert_eq!(
+        mutation_samples(&admin).await,
+        vec![
+            r#"portcullis_mutations_total{policy="https-redirect",kind="Ingress",dry_run="false"} 1"#,
+            r#"portcullis_mutations_total{policy="https-redirect",kind="Ingress",dry_run="true"} 1"#,
+        ]
     );
 }
 

@@ -80,7 +80,7 @@ async fn serves_reviews_over_tls_with_http2_and_http1() {
     let metrics =
         admin.get(format!("http://{}/metrics", running.admin_addr)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(
-        r#"portcullis_admission_rejections_total{policy="no-nodeport-in-production",kind="Service",operation="CREATE",namespace="production"} 4"#
+        r#"portcullis_admission_rejections_total{policy="no-nodeport-in-production",kind="Service",operation="CREATE",namespace="production",dry_run="false"} 4"#
     ), "{metrics}");
     running.shutdown();
     running.wait().await.unwrap();
