@@ -3,25 +3,62 @@
 //! labels from it. A namespace missing from the store (just created) is
 //! fetched with one bounded GET; if that fails too, the review is judged with
 //! unknown labels (fail safe, see [`NamespaceLabels::Unknown`]). Losing the API
-//! server never stops reviews: the last snapshot keeps serving, and the
-//! `portcullis_namespace_cache_stale` gauge and a log line say so.
+//! server never stops reviews: the last snapshot keeps serving.
+//!
+//! When a list or watch fails, the watch starts over with a full list after a
+//! pause of [`RETRY_INITIAL`] doubling up to [`RETRY_MAX`], so the labels follow
+//! the cluster within seconds of the API server coming back. The outage lasts
+//! from the first failure until a list completes again (`InitDone`): that, or
+//! a change from the live watch that follows it, is the only proof that the
+//! snapshot is current again. `Event::Init` is not: kube-runtime sends it
+//! before it even asks for the list. For that whole time
+//! `portcullis_namespace_cache_stale` is 1; one warning is logged when the
+//! outage starts and one info line when it ends (how long, how many
+//! failures); each failure is counted in `portcullis_namespace_watch_errors_total`
+//! and logged at debug.
 
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::engine::NamespaceLabels;
 use crate::metrics::Metrics;
 
 /// The longest a review waits for the API server when its namespace is not cached.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The pause before the first retry of a failed namespace list or watch; each
+/// further failure doubles it, up to [`RETRY_MAX`].
+pub const RETRY_INITIAL: Duration = Duration::from_millis(250);
+
+/// The longest pause between two attempts to list namespaces, so the cache
+/// follows the cluster at most this long (plus one list) after the API server
+/// is back. kube-runtime's default backoff goes up to 30 s plus jitter.
+pub const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Up to this fraction of each pause is taken off at random, so that replicas
+/// that lost the API server together do not retry in step. Only ever shortens
+/// a pause, so [`RETRY_MAX`] stays a bound.
+pub const RETRY_JITTER: f64 = 0.1;
+
+/// After this long without a failure, the next outage starts again from
+/// [`RETRY_INITIAL`]. Not reset by a successful list alone: a watch that fails
+/// right after each list (say, RBAC allows list but not watch) must not relist
+/// every [`RETRY_INITIAL`]. Well above [`RETRY_MAX`], so the pauses of an
+/// outage never reset it.
+pub const RETRY_RESET_AFTER: Duration = Duration::from_secs(30);
+
+const _: () = assert!(RETRY_INITIAL.as_millis() < RETRY_MAX.as_millis());
+const _: () = assert!(RETRY_RESET_AFTER.as_millis() > 2 * RETRY_MAX.as_millis());
 
 /// A watched cache of the cluster's namespaces.
 pub struct NamespaceCache {
@@ -48,47 +85,18 @@ impl Lookup {
 
 impl NamespaceCache {
     /// Starts watching namespaces. The returned task runs until the process
-    /// ends; it retries with backoff when the API server is away.
+    /// ends; after a failure it starts over with a full list (see the module
+    /// documentation for the retry schedule and what is logged and counted).
     pub fn start(client: Client, metrics: Arc<Metrics>) -> (Arc<NamespaceCache>, tokio::task::JoinHandle<()>) {
         let api: Api<Namespace> = Api::all(client);
         let (store, writer) = reflector::store();
         let cache = Arc::new(NamespaceCache { store, api: api.clone(), synced: AtomicBool::new(false) });
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-        let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            let mut stale = false;
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(_) => {
-                        if stale {
-                            info!("namespace watch recovered");
-                        }
-                        stale = false;
-                    }
-                    Err(error) => {
-                        if !stale {
-                            warn!(%error, "namespace watch failed; serving the last snapshot until it recovers");
-                        }
-                        stale = true;
-                    }
-                }
-                metrics.namespace_cache_stale(stale);
-            }
-            // The watcher stream never ends on its own; if it does, say so loudly.
-            metrics.namespace_cache_stale(true);
-            warn!("namespace watch ended; serving the last snapshot");
-        });
-        let ready_cache = cache.clone();
-        tokio::spawn(async move {
-            if ready_cache.store.wait_until_ready().await.is_ok() {
-                ready_cache.synced.store(true, Ordering::SeqCst);
-                info!(namespaces = ready_cache.store.len(), "namespace cache synced");
-            }
-        });
+        let events = reflector::reflector(writer, relisting_watch(api));
+        let task = tokio::spawn(follow(events, cache.clone(), metrics));
         (cache, task)
     }
 
-    /// Whether the first full list has arrived.
+    /// Whether the first full list has arrived (`/readyz` waits for it).
     pub fn is_synced(&self) -> bool {
         self.synced.load(Ordering::SeqCst)
     }
@@ -109,6 +117,200 @@ impl NamespaceCache {
                 warn!(namespace = name, "namespace lookup timed out; judging with unknown labels");
                 Lookup::Unknown
             }
+        }
+    }
+}
+
+type WatchEvents = Pin<Box<dyn Stream<Item = watcher::Result<Event<Namespace>>> + Send>>;
+
+/// Namespace watch events from a kube-runtime watcher that is replaced by a
+/// fresh one (which begins with a full list) after each error, following a
+/// pause from [`RetryBackoff`]. Restarting rather than letting the watcher
+/// resume from its last resource version makes every recovery end in an
+/// `InitDone` that says so: a resumed watch in a quiet cluster sends nothing at
+/// all, and the cache would look stale for as long as no namespace changes.
+fn relisting_watch(api: Api<Namespace>) -> impl Stream<Item = watcher::Result<Event<Namespace>>> + Send {
+    let watches = futures::stream::unfold(None, move |backoff: Option<ResetTimerBackoff<RetryBackoff>>| {
+        let api = api.clone();
+        async move {
+            let backoff = match backoff {
+                None => ResetTimerBackoff::new(RetryBackoff::new(), RETRY_RESET_AFTER),
+                Some(mut backoff) => {
+                    let pause = backoff.next().unwrap_or(RETRY_MAX);
+                    debug!(?pause, "restarting the namespace watch with a full list");
+                    tokio::time::sleep(pause).await;
+                    backoff
+                }
+            };
+            Some((through_first_error(Box::pin(watcher(api, watcher::Config::default()))), Some(backoff)))
+        }
+    });
+    watches.flatten()
+}
+
+/// The events of `events` up to and including its first error. The stream is
+/// not polled again after the error, so a kube-runtime watcher makes no retry
+/// of its own.
+fn through_first_error(events: WatchEvents) -> impl Stream<Item = watcher::Result<Event<Namespace>>> + Send {
+    futures::stream::unfold(Some(events), |events| async move {
+        let mut events = events?;
+        let event = events.next().await?;
+        let more = event.is_ok().then_some(events);
+        Some((event, more))
+    })
+}
+
+/// A failure of the namespace watch that has not yet ended.
+struct Outage {
+    since: Instant,
+    errors: u64,
+}
+
+/// Follows the reflector's events: readiness, the stale gauge, the error
+/// counter and the outage log lines.
+async fn follow(
+    events: impl Stream<Item = watcher::Result<Event<Namespace>>>,
+    cache: Arc<NamespaceCache>,
+    metrics: Arc<Metrics>,
+) {
+    let mut events = pin!(events);
+    let mut outage: Option<Outage> = None;
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                metrics.namespace_watch_error();
+                match &mut outage {
+                    Some(outage) => {
+                        outage.errors += 1;
+                        debug!(%error, errors = outage.errors, "namespace watch failed again");
+                    }
+                    None => {
+                        if cache.is_synced() {
+                            warn!(%error, "namespace watch failed; reviews use the last snapshot of namespace labels until a list succeeds again");
+                        } else {
+                            warn!(%error, "namespace watch failed; not ready until a list of namespaces succeeds");
+                        }
+                        metrics.namespace_cache_stale(true);
+                        outage = Some(Outage { since: Instant::now(), errors: 1 });
+                    }
+                }
+                continue;
+            }
+        };
+        // The store has already applied the event: after `InitDone` it holds the new list.
+        if matches!(event, Event::InitDone) && !cache.synced.swap(true, Ordering::SeqCst) {
+            info!(namespaces = cache.store.len(), "namespace cache synced");
+        }
+        // `Init` and `InitApply` come before a list has completed; they prove nothing.
+        let current = matches!(event, Event::InitDone | Event::Apply(_) | Event::Delete(_));
+        if current && let Some(ended) = outage.take() {
+            info!(
+                outage = %format_args!("{:.1}s", ended.since.elapsed().as_secs_f64()),
+                errors = ended.errors,
+                "namespace watch recovered; namespace labels are current again"
+            );
+            metrics.namespace_cache_stale(false);
+        }
+    }
+    // The restarting watch never ends on its own; if it does, say so loudly.
+    metrics.namespace_cache_stale(true);
+    warn!("namespace watch ended; serving the last snapshot");
+}
+
+/// Pauses between attempts to list namespaces: [`RETRY_INITIAL`] doubling up
+/// to [`RETRY_MAX`], each shortened by up to [`RETRY_JITTER`] at random.
+///
+/// Hand-written because kube-runtime's `watcher::ExponentialBackoff` can only
+/// be built from a `backon` builder (its constructor is private), and `backon`
+/// is not a dependency here; it is wrapped in kube-runtime's
+/// [`ResetTimerBackoff`] like the library's own default.
+struct RetryBackoff {
+    /// The next pause before jitter.
+    next: Duration,
+    /// A random number in `[0, 1)`.
+    random: fn() -> f64,
+}
+
+impl RetryBackoff {
+    fn new() -> RetryBackoff {
+        RetryBackoff::with_random(random_fraction)
+    }
+
+    fn with_random(random: fn() -> f64) -> RetryBackoff {
+        RetryBackoff { next: RETRY_INITIAL, random }
+    }
+}
+
+impl Iterator for RetryBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let pause = self.next;
+        self.next = (pause * 2).min(RETRY_MAX);
+        Some(pause.mul_f64(1.0 - RETRY_JITTER * (self.random)()))
+    }
+}
+
+impl Backoff for RetryBackoff {
+    fn reset(&mut self) {
+        self.next = RETRY_INITIAL;
+    }
+}
+
+/// A random number in `[0, 1)`, good enough for jitter: std's `RandomState`
+/// is seeded randomly and gives each new instance different keys.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher, RandomState};
+    let bits = RandomState::new().build_hasher().finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn millis(pauses: impl Iterator<Item = Duration>) -> Vec<u128> {
+        pauses.map(|pause| pause.as_millis()).collect()
+    }
+
+    #[test]
+    fn retries_double_from_a_quarter_second_to_five_seconds() {
+        let backoff = RetryBackoff::with_random(|| 0.0);
+        assert_eq!(millis(backoff.take(9)), [250, 500, 1000, 2000, 4000, 5000, 5000, 5000, 5000]);
+    }
+
+    #[test]
+    fn jitter_shortens_a_pause_by_at_most_a_tenth() {
+        let backoff = RetryBackoff::with_random(|| 0.999_999);
+        assert_eq!(millis(backoff.take(7)), [225, 450, 900, 1800, 3600, 4500, 4500]);
+
+        let bases = [250, 500, 1000, 2000, 4000, 5000, 5000];
+        let mut firsts = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let pauses = RetryBackoff::new().take(bases.len()).collect::<Vec<_>>();
+            for (pause, base) in pauses.iter().zip(bases) {
+                let base = Duration::from_millis(base);
+                assert!(*pause <= base && *pause >= base.mul_f64(0.9), "{pause:?} for {base:?}");
+            }
+            firsts.insert(pauses[0]);
+        }
+        assert!(firsts.len() > 1, "the jitter varies: {firsts:?}");
+    }
+
+    #[test]
+    fn reset_starts_the_schedule_over() {
+        let mut backoff = RetryBackoff::with_random(|| 0.0);
+        assert_eq!(millis(backoff.by_ref().take(6)), [250, 500, 1000, 2000, 4000, 5000]);
+        backoff.reset();
+        assert_eq!(millis(backoff.take(2)), [250, 500]);
+    }
+
+    #[test]
+    fn random_fractions_are_in_the_unit_interval() {
+        for _ in 0..1000 {
+            let fraction = random_fraction();
+            assert!((0.0..1.0).contains(&fraction), "{fraction}");
         }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,10 +17,11 @@ use axum::http::{Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::{bundled, fixture, in_namespace};
+use futures::StreamExt;
 use http_body_util::BodyExt;
 use portcullis::metrics::Metrics;
 use portcullis::namespaces::NamespaceCache;
-use portcullis::server::{AppState, webhook_router};
+use portcullis::server::{AppState, admin_router, webhook_router};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 use tower::ServiceExt;
@@ -30,47 +31,95 @@ use tower::ServiceExt;
 struct FakeApi(Arc<Inner>);
 
 struct Inner {
-    namespaces: Mutex<BTreeMap<String, Value>>,
+    cluster: Mutex<Cluster>,
     version: AtomicU64,
     events: broadcast::Sender<String>,
-    down: AtomicBool,
+    health: Mutex<Health>,
     /// The first list is held until this turns true.
     list_open: watch::Sender<bool>,
     gets: AtomicUsize,
 }
 
+/// What the fake holds: the namespaces and every announced change, so that a
+/// watch from a resource version replays what came after it, as etcd does.
+#[derive(Default)]
+struct Cluster {
+    namespaces: BTreeMap<String, Value>,
+    history: Vec<(u64, String)>,
+}
+
+/// How the fake answers lists, watches and GETs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Up,
+    /// 503, like an API server that is down or restarting.
+    Unavailable,
+    /// 403, like a token that lacks the RBAC to list namespaces.
+    Forbidden,
+}
+
 impl FakeApi {
     fn new(list_open: bool) -> FakeApi {
         FakeApi(Arc::new(Inner {
-            namespaces: Mutex::new(BTreeMap::new()),
+            cluster: Mutex::new(Cluster::default()),
             version: AtomicU64::new(1),
             events: broadcast::channel(64).0,
-            down: AtomicBool::new(false),
+            health: Mutex::new(Health::Up),
             list_open: watch::channel(list_open).0,
             gets: AtomicUsize::new(0),
         }))
     }
 
-    fn namespace(&self, name: &str, labels: Value) -> Value {
+    fn namespace(&self, name: &str, labels: Value) -> (u64, Value) {
         let version = self.0.version.fetch_add(1, Ordering::SeqCst) + 1;
-        json!({"apiVersion": "v1", "kind": "Namespace",
-               "metadata": {"name": name, "labels": labels, "resourceVersion": version.to_string()}})
+        let object = json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": name, "labels": labels, "resourceVersion": version.to_string()}});
+        (version, object)
     }
 
-    /// Creates or changes a namespace; `announce` sends the watch event.
+    /// Creates or changes a namespace; `announce` sends (and records) the watch event.
     fn put(&self, name: &str, labels: Value, announce: bool) {
-        let object = self.namespace(name, labels);
-        let existed = self.0.namespaces.lock().unwrap().insert(name.to_owned(), object.clone()).is_some();
+        let mut cluster = self.0.cluster.lock().unwrap();
+        let (version, object) = self.namespace(name, labels);
+        let existed = cluster.namespaces.insert(name.to_owned(), object.clone()).is_some();
         if announce {
             let kind = if existed { "MODIFIED" } else { "ADDED" };
-            let _ = self.0.events.send(format!("{}\n", json!({"type": kind, "object": object})));
+            let line = format!("{}\n", json!({"type": kind, "object": object}));
+            cluster.history.push((version, line.clone()));
+            let _ = self.0.events.send(line);
         }
+    }
+
+    /// The API server starts failing every request as `health` says, and open watches end.
+    fn fail(&self, health: Health) {
+        *self.0.health.lock().unwrap() = health;
+        let _cluster = self.0.cluster.lock().unwrap();
+        let _ = self.0.events.send(String::new());
     }
 
     /// The API server goes away: every request fails and open watches end.
     fn go_down(&self) {
-        self.0.down.store(true, Ordering::SeqCst);
-        let _ = self.0.events.send(String::new());
+        self.fail(Health::Unavailable);
+    }
+
+    /// The API server answers again.
+    fn come_back(&self) {
+        *self.0.health.lock().unwrap() = Health::Up;
+    }
+
+    /// The failure to answer with, if the server is not up.
+    fn failure(&self) -> Option<Response> {
+        match *self.0.health.lock().unwrap() {
+            Health::Up => None,
+            Health::Unavailable => {
+                Some(status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the server is down"))
+            }
+            Health::Forbidden => Some(status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "namespaces is forbidden: User \"system:serviceaccount:portcullis-system:portcullis\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope",
+            )),
+        }
     }
 
     fn client(&self) -> kube::Client {
@@ -82,29 +131,52 @@ impl FakeApi {
     }
 }
 
-fn unavailable() -> Response {
+fn status(code: StatusCode, reason: &str, message: &str) -> Response {
     let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                        "message": "the server is down", "reason": "ServiceUnavailable", "code": 503});
-    (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], status.to_string()).into_response()
+                        "message": message, "reason": reason, "code": code.as_u16()});
+    (code, [(header::CONTENT_TYPE, "application/json")], status.to_string()).into_response()
 }
 
+/// How long a failing list or watch takes to be answered: long enough that a
+/// gauge wrongly cleared before the answer would be seen by a test sampling it.
+const FAILURE_LATENCY: Duration = Duration::from_millis(100);
+
 async fn list_or_watch(State(api): State<FakeApi>, uri: Uri) -> Response {
-    if api.0.down.load(Ordering::SeqCst) {
-        return unavailable();
+    if let Some(failure) = api.failure() {
+        tokio::time::sleep(FAILURE_LATENCY).await;
+        return failure;
     }
-    if uri.query().unwrap_or_default().split('&').any(|pair| pair == "watch=true" || pair == "watch=1") {
-        let events = api.0.events.subscribe();
-        let stream = futures::stream::unfold(events, |mut events| async move {
+    let query: Vec<(&str, &str)> =
+        uri.query().unwrap_or_default().split('&').filter_map(|pair| pair.split_once('=')).collect();
+    if query.iter().any(|&(key, value)| key == "watch" && (value == "true" || value == "1")) {
+        let since: u64 = query
+            .iter()
+            .find(|(key, _)| *key == "resourceVersion")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(0);
+        // Under the lock, so that no change falls between the replay and the live events.
+        let (replay, events) = {
+            let cluster = api.0.cluster.lock().unwrap();
+            // Checked again under the lock: `fail` ends the watches that subscribed before it.
+            if let Some(failure) = api.failure() {
+                return failure;
+            }
+            let replay: Vec<_> =
+                cluster.history.iter().filter(|(version, _)| *version > since).map(|(_, line)| line.clone()).collect();
+            (replay, api.0.events.subscribe())
+        };
+        let live = futures::stream::unfold(events, |mut events| async move {
             match events.recv().await {
-                Ok(line) if !line.is_empty() => Some((Ok::<_, Infallible>(Bytes::from(line)), events)),
+                Ok(line) if !line.is_empty() => Some((line, events)),
                 _ => None,
             }
         });
+        let stream = futures::stream::iter(replay).chain(live).map(|line| Ok::<_, Infallible>(Bytes::from(line)));
         return ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response();
     }
     let mut open = api.0.list_open.subscribe();
     let _ = open.wait_for(|open| *open).await;
-    let items: Vec<Value> = api.0.namespaces.lock().unwrap().values().cloned().collect();
+    let items: Vec<Value> = api.0.cluster.lock().unwrap().namespaces.values().cloned().collect();
     let version = api.0.version.load(Ordering::SeqCst).to_string();
     let list =
         json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {"resourceVersion": version}, "items": items});
@@ -113,22 +185,19 @@ async fn list_or_watch(State(api): State<FakeApi>, uri: Uri) -> Response {
 
 async fn get_one(State(api): State<FakeApi>, Path(name): Path<String>) -> Response {
     api.0.gets.fetch_add(1, Ordering::SeqCst);
-    if api.0.down.load(Ordering::SeqCst) {
-        return unavailable();
+    if let Some(failure) = api.failure() {
+        return failure;
     }
-    match api.0.namespaces.lock().unwrap().get(&name) {
+    match api.0.cluster.lock().unwrap().namespaces.get(&name) {
         Some(object) => ([(header::CONTENT_TYPE, "application/json")], object.to_string()).into_response(),
-        None => {
-            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                "message": format!("namespaces \"{name}\" not found"), "reason": "NotFound", "code": 404});
-            (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], status.to_string()).into_response()
-        }
+        None => status(StatusCode::NOT_FOUND, "NotFound", &format!("namespaces \"{name}\" not found")),
     }
 }
 
 struct Webhook {
     state: Arc<AppState>,
     router: Router,
+    admin: Router,
     metrics: Arc<Metrics>,
 }
 
@@ -137,7 +206,59 @@ fn webhook(api: &FakeApi) -> Webhook {
     let (cache, _task) = NamespaceCache::start(api.client(), metrics.clone());
     let state = AppState::with_namespaces(bundled(), metrics.clone(), Some(cache));
     state.set_ready(true);
-    Webhook { router: webhook_router(state.clone()), state, metrics }
+    Webhook { router: webhook_router(state.clone()), admin: admin_router(state.clone()), state, metrics }
+}
+
+/// The value of an unlabelled sample, as `GET /metrics` on the admin listener serves it.
+async fn metric(hook: &Webhook, name: &str) -> f64 {
+    let response = hook.admin.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let value = text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' '));
+    value.unwrap_or_else(|| panic!("no {name} in\n{text}")).parse().unwrap()
+}
+
+const STALE: &str = "portcullis_namespace_cache_stale";
+const WATCH_ERRORS: &str = "portcullis_namespace_watch_errors_total";
+
+/// portcullis's own log lines, captured on the current thread (where a
+/// `#[tokio::test]` runtime runs every task) while the guard lives.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("portcullis=debug"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The lines logged at `level` whose message starts with `message`.
+    fn lines(&self, level: &str, message: &str) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        let prefix = format!("portcullis::namespaces: {message}");
+        text.lines()
+            .filter(|line| line.split_whitespace().nth(1) == Some(level) && line.contains(&prefix))
+            .map(String::from)
+            .collect()
+    }
 }
 
 /// The response to a NodePort Service created in `namespace`.
@@ -232,4 +353,98 @@ async fn an_unseen_namespace_is_fetched_else_judged_fail_safe() {
             "[portcullis] Service brand-new/web-nodeport: the labels of namespace brand-new are unknown, so it was judged as part of every environment its labels could select"
         ])
     );
+}
+
+#[tokio::test]
+async fn labels_follow_the_cluster_within_seconds_after_an_outage() {
+    let (logs, _guard) = Logs::capture();
+    let api = FakeApi::new(true);
+    api.put("shop", PRODUCTION(), false);
+    let hook = webhook(&api);
+    eventually("the cache syncs", async || hook.state.is_ready()).await;
+    assert_eq!(metric(&hook, STALE).await, 0.0);
+    assert_eq!(metric(&hook, WATCH_ERRORS).await, 0.0);
+
+    api.go_down();
+    eventually("the cache reports it is stale", async || metric(&hook, STALE).await == 1.0).await;
+    // Relabelled while portcullis cannot see it.
+    api.put("shop", json!({"environment": "dev"}), true);
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(3) {
+        assert_eq!(metric(&hook, STALE).await, 1.0, "stale all through the outage");
+        assert_eq!(nodeport_in(&hook, "shop").await["allowed"], false, "the last snapshot keeps serving");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(hook.state.is_ready(), "a stale snapshot keeps serving");
+    assert_eq!(logs.lines("WARN", "namespace watch failed;").len(), 1, "one warning per outage");
+    assert_eq!(logs.lines("INFO", "namespace watch recovered").len(), 0);
+
+    api.come_back();
+    let back = Instant::now();
+    eventually("the relabel reaches the engine", async || nodeport_in(&hook, "shop").await["allowed"] == true).await;
+    let followed = back.elapsed();
+    eprintln!("namespace labels followed the cluster {followed:?} after the API server came back");
+    assert!(followed < Duration::from_secs(10), "{followed:?}");
+    assert_eq!(metric(&hook, STALE).await, 0.0, "current again");
+
+    let errors = metric(&hook, WATCH_ERRORS).await;
+    assert!(errors >= 2.0, "every failed attempt counts: {errors}");
+    let recovered = logs.lines("INFO", "namespace watch recovered");
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert!(recovered[0].contains(&format!(" errors={errors}")), "{recovered:?}");
+    assert_eq!(logs.lines("DEBUG", "namespace watch failed again").len() as f64, errors - 1.0);
+    assert_eq!(logs.lines("WARN", "namespace watch failed;").len(), 1);
+}
+
+#[tokio::test]
+async fn failing_lists_keep_the_cache_stale_until_one_succeeds() {
+    let (logs, _guard) = Logs::capture();
+    let api = FakeApi::new(true);
+    api.put("shop", PRODUCTION(), false);
+    // A token without RBAC to list namespaces: kube-runtime still sends
+    // `Event::Init` before every attempt, which is no recovery.
+    api.fail(Health::Forbidden);
+    let hook = webhook(&api);
+    eventually("the cache reports it is stale", async || metric(&hook, STALE).await == 1.0).await;
+    let first = metric(&hook, WATCH_ERRORS).await;
+    let failing = Instant::now();
+    while failing.elapsed() < Duration::from_secs(3) {
+        assert_eq!(metric(&hook, STALE).await, 1.0, "stale while every list fails");
+        assert!(!hook.state.is_ready(), "ready without a namespace list");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let errors = metric(&hook, WATCH_ERRORS).await;
+    // Retries after 250 ms, 500 ms, 1 s, 2 s: about four failures in 3 s, not one per 250 ms.
+    assert!(errors > first && errors >= 3.0, "the counter rises: {first} then {errors}");
+    assert!(errors <= 6.0, "the retries back off: {errors} failures in 3 s");
+    assert_eq!(logs.lines("WARN", "namespace watch failed;").len(), 1, "one warning per outage");
+    assert_eq!(logs.lines("INFO", "namespace watch recovered"), Vec::<String>::new(), "no false recovery");
+    assert_eq!(logs.lines("INFO", "namespace cache synced"), Vec::<String>::new());
+
+    api.come_back();
+    eventually("the cache syncs", async || hook.state.is_ready()).await;
+    assert_eq!(metric(&hook, STALE).await, 0.0);
+    assert_eq!(nodeport_in(&hook, "shop").await["allowed"], false, "shop's labels came with the list");
+    let errors = metric(&hook, WATCH_ERRORS).await;
+    let recovered = logs.lines("INFO", "namespace watch recovered");
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert!(recovered[0].contains(&format!(" errors={errors}")), "{recovered:?}");
+    assert_eq!(logs.lines("INFO", "namespace cache synced").len(), 1);
+}
+
+#[tokio::test]
+async fn the_cache_is_current_again_after_an_outage_in_which_nothing_changed() {
+    let api = FakeApi::new(true);
+    api.put("shop", PRODUCTION(), false);
+    let hook = webhook(&api);
+    eventually("the cache syncs", async || hook.state.is_ready()).await;
+
+    api.go_down();
+    eventually("the cache reports it is stale", async || metric(&hook, STALE).await == 1.0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // No namespace changes, so a watch resumed where it stopped would send
+    // nothing to prove it is back; a fresh list does.
+    api.come_back();
+    eventually("the cache is current again", async || metric(&hook, STALE).await == 0.0).await;
+    assert_eq!(nodeport_in(&hook, "shop").await["allowed"], false);
 }
