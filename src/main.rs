@@ -22,7 +22,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // kube-runtime warns on every retry of a failing watch; portcullis logs
+                // an outage once (and counts the retries), so only its errors pass.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=error")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())

@@ -39,6 +39,7 @@ struct RejectionLabels {
     kind: &'static str,
     operation: &'static str,
     namespace: String,
+    dry_run: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,6 +58,7 @@ struct WebhookLabels {
 struct MutationLabels {
     policy: Arc<str>,
     kind: &'static str,
+    dry_run: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,6 +87,12 @@ fn webhook(stage: Stage) -> &'static str {
     }
 }
 
+/// The `dry_run` label: a dry run is judged like any request, but nothing is
+/// persisted, so dashboards and alerts must be able to leave it out.
+fn dry_run_label(dry_run: bool) -> &'static str {
+    if dry_run { "true" } else { "false" }
+}
+
 fn outcome(result: Outcome) -> &'static str {
     match result {
         Outcome::Pass => "pass",
@@ -106,6 +114,7 @@ pub struct Metrics {
     tls_expiry: Gauge<f64, AtomicU64>,
     tls_reloads: Family<ResultLabels, Counter>,
     namespace_cache_stale: Gauge,
+    namespace_watch_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -120,7 +129,12 @@ impl Metrics {
         let requests = Family::default();
         registry.register("admission_requests", "Admission reviews answered", requests.clone());
         let rejections = Family::default();
-        registry.register("admission_rejections", "Admission requests denied, per denying policy", rejections.clone());
+        registry.register(
+            "admission_rejections",
+            "Admission requests denied, once per denying policy; dry_run=true for dry-run requests, which persist \
+             nothing, so alert on dry_run=false only",
+            rejections.clone(),
+        );
         let policy_results = Family::default();
         registry.register("policy_results", "Policy evaluations by action and result", policy_results.clone());
         let duration = Family::<WebhookLabels, Histogram>::new_with_constructor(|| {
@@ -133,7 +147,12 @@ impl Metrics {
             duration.clone(),
         );
         let mutations = Family::default();
-        registry.register("mutations", "Objects patched, per mutating policy", mutations.clone());
+        registry.register(
+            "mutations",
+            "Patches returned in allowed /mutate responses, once per mutating policy that contributed to the patch; \
+             dry_run=true for dry-run requests, which persist nothing",
+            mutations.clone(),
+        );
         let policies_loaded = Gauge::default();
         registry.register("policies_loaded", "Policies in the set currently serving", policies_loaded.clone());
         let policy_reloads = Family::<ResultLabels, Counter>::default();
@@ -154,8 +173,15 @@ impl Metrics {
         let namespace_cache_stale = Gauge::default();
         registry.register(
             "namespace_cache_stale",
-            "1 while the namespace watch is failing and reviews use the last snapshot of namespace labels",
+            "1 from a failed namespace list or watch until a list succeeds again; meanwhile reviews use the last \
+             snapshot of namespace labels",
             namespace_cache_stale.clone(),
+        );
+        let namespace_watch_errors = Counter::default();
+        registry.register(
+            "namespace_watch_errors",
+            "Failed attempts to list or watch namespaces (each retry counts once)",
+            namespace_watch_errors.clone(),
         );
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
@@ -172,6 +198,7 @@ impl Metrics {
             tls_expiry,
             tls_reloads,
             namespace_cache_stale,
+            namespace_watch_errors,
         }
     }
 
@@ -214,13 +241,23 @@ impl Metrics {
                     kind: kind.as_str(),
                     operation: operation.as_str(),
                     namespace: namespace.to_owned(),
+                    dry_run: dry_run_label(dry_run),
                 })
                 .inc();
         }
-        for &index in &decision.mutated_by {
-            self.mutations
-                .get_or_create(&MutationLabels { policy: all[index].shared_name().clone(), kind: kind.as_str() })
-                .inc();
+        // Counted only when the response carries the patch and allows the
+        // request: a patch in a denial is never applied, and an empty patch
+        // (nothing missing, e.g. on reinvocation) is not returned at all.
+        if stage == Stage::Mutate && decision.allowed() && !decision.patch.0.is_empty() {
+            for &index in &decision.mutated_by {
+                self.mutations
+                    .get_or_create(&MutationLabels {
+                        policy: all[index].shared_name().clone(),
+                        kind: kind.as_str(),
+                        dry_run: dry_run_label(dry_run),
+                    })
+                    .inc();
+            }
         }
     }
 
@@ -249,7 +286,7 @@ impl Metrics {
                 operation,
                 kind,
                 decision,
-                dry_run: if dry_run { "true" } else { "false" },
+                dry_run: dry_run_label(dry_run),
             })
             .inc();
         self.duration.get_or_create(&WebhookLabels { webhook: webhook(stage) }).observe(elapsed.as_secs_f64());
@@ -278,6 +315,11 @@ impl Metrics {
     /// Whether reviews use a stale snapshot of namespace labels.
     pub fn namespace_cache_stale(&self, stale: bool) {
         self.namespace_cache_stale.set(i64::from(stale));
+    }
+
+    /// Counts a failed attempt to list or watch namespaces.
+    pub fn namespace_watch_error(&self) {
+        self.namespace_watch_errors.inc();
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -322,6 +364,69 @@ fn openmetrics_to_prometheus(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bundled() -> PolicySet {
+        crate::policy::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+            .expect("bundled policies load")
+    }
+
+    /// A decision in which `https-redirect` added one operation to the patch.
+    fn patched(policies: &PolicySet) -> Decision {
+        let index = policies.policies().iter().position(|p| p.name() == "https-redirect").unwrap();
+        let patch =
+            serde_json::from_value(serde_json::json!([{"op": "add", "path": "/metadata/annotations/x", "value": "y"}]))
+                .unwrap();
+        Decision { patch, mutated_by: vec![index], ..Decision::default() }
+    }
+
+    fn mutation_samples(metrics: &Metrics) -> Vec<String> {
+        metrics
+            .encode_prometheus()
+            .lines()
+            .filter(|l| l.starts_with("portcullis_mutations_total{"))
+            .map(String::from)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn mutations_count_only_patches_returned_in_allowed_responses() {
+        let policies = bundled();
+        let metrics = Metrics::new();
+        let record = |dry_run, decision: &Decision| {
+            metrics.record_review(
+                Stage::Mutate,
+                Operation::Create,
+                Kind::Ingress,
+                "shop",
+                dry_run,
+                decision,
+                &policies,
+                Duration::ZERO,
+            )
+        };
+        // No patch to return: not counted, whoever was listed.
+        let mut empty = patched(&policies);
+        empty.patch = json_patch::Patch(Vec::new());
+        record(false, &empty);
+        // A denied response: the API server ignores its patch.
+        let mut denied = patched(&policies);
+        denied.violations.push(crate::engine::Violation { policy: 0, message: "no".into() });
+        record(false, &denied);
+        assert_eq!(mutation_samples(&metrics), Vec::<String>::new());
+
+        record(false, &patched(&policies));
+        record(true, &patched(&policies));
+        record(true, &patched(&policies));
+        assert_eq!(
+            mutation_samples(&metrics),
+            vec![
+                r#"portcullis_mutations_total{policy="https-redirect",kind="Ingress",dry_run="false"} 1"#,
+                r#"portcullis_mutations_total{policy="https-redirect",kind="Ingress",dry_run="true"} 2"#,
+            ]
+        );
+    }
 
     #[test]
     fn prometheus_text_names_counters_by_their_samples() {
