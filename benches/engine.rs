@@ -83,7 +83,7 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let review = Review::decode(black_box(&body)).unwrap();
                 let decision = engine::evaluate(&review.input(Stage::Validate), &set, NamespaceLabels::none());
-                review.respond(&decision, |i| set.policies()[i].name())
+                review.respond(&decision, &set)
             })
         });
     }
@@ -92,7 +92,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let review = Review::decode(black_box(&mutate)).unwrap();
             let decision = engine::evaluate(&review.input(Stage::Mutate), &set, NamespaceLabels::none());
-            review.respond(&decision, |i| set.policies()[i].name())
+            review.respond(&decision, &set)
         })
     });
     full.finish();

@@ -229,15 +229,15 @@ impl Metrics {
                 .inc();
         }
         let mut last = None;
-        for violation in &decision.violations {
+        for policy in decision.denying_policies() {
             // One count per denying policy, however many lines it produced.
-            if last == Some(violation.policy) {
+            if last == Some(policy) {
                 continue;
             }
-            last = Some(violation.policy);
+            last = Some(policy);
             self.rejections
                 .get_or_create(&RejectionLabels {
-                    policy: all[violation.policy].shared_name().clone(),
+                    policy: all[policy].shared_name().clone(),
                     kind: kind.as_str(),
                     operation: operation.as_str(),
                     namespace: namespace.to_owned(),
@@ -412,7 +412,12 @@ mod tests {
         record(false, &empty);
         // A denied response: the API server ignores its patch.
         let mut denied = patched(&policies);
-        denied.violations.push(crate::engine::Violation { policy: 0, message: "no".into() });
+        denied.findings.push(crate::engine::PolicyFinding {
+            policy: Some(0),
+            severity: crate::engine::Severity::Deny,
+            text: "no".into(),
+            pre_existing: false,
+        });
         record(false, &denied);
         assert_eq!(mutation_samples(&metrics), Vec::<String>::new());
 

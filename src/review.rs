@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::engine::{Decision, Input, Kind, Object, Operation, Stage, User};
+use crate::engine::{About, Decision, Input, Kind, Object, Operation, PORTCULLIS, PolicySet, Severity, Stage, User};
 
 pub const V1: &str = "admission.k8s.io/v1";
 pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
@@ -153,26 +153,33 @@ impl Review {
         }
     }
 
-    /// Encodes the response to this review for the engine's decision.
-    /// `policy_name` maps a policy index to its name (for audit annotations).
-    pub fn respond<'a>(&self, decision: &Decision, policy_name: impl Fn(usize) -> &'a str) -> Vec<u8> {
+    /// The object this review is about, for message lines.
+    pub fn about(&self) -> About<'_> {
+        About { kind: self.kind, namespace: &self.namespace, name: &self.name }
+    }
+
+    /// Encodes the response to this review for the engine's decision, made
+    /// with `policies`.
+    pub fn respond(&self, decision: &Decision, policies: &PolicySet) -> Vec<u8> {
+        let about = self.about();
         let status = (!decision.allowed()).then(|| WireStatus {
             status: "Failure",
             code: 403,
             reason: "Forbidden",
-            message: decision.message(),
+            message: decision.message(about, policies),
         });
         let patch = (!decision.patch.0.is_empty()).then(|| {
             let json = serde_json::to_vec(&decision.patch).expect("a JSON patch always serializes");
             base64::engine::general_purpose::STANDARD.encode(json)
         });
         let mut audit_annotations: BTreeMap<&str, String> = BTreeMap::new();
-        for audit in &decision.audits {
-            let entry = audit_annotations.entry(policy_name(audit.policy)).or_default();
+        for audit in decision.of(Severity::Audit) {
+            let name = audit.policy.map_or(PORTCULLIS, |index| policies.policies()[index].name());
+            let entry = audit_annotations.entry(name).or_default();
             if !entry.is_empty() {
                 entry.push_str("; ");
             }
-            entry.push_str(&audit.message);
+            entry.push_str(&decision.line(audit, about, policies));
         }
         let review = WireResponseReview {
             api_version: self.api_version,
@@ -181,7 +188,7 @@ impl Review {
                 uid: &self.uid,
                 allowed: decision.allowed(),
                 status,
-                warnings: decision.client_warnings().collect(),
+                warnings: decision.client_warnings(about, policies),
                 patch_type: patch.as_ref().map(|_| "JSONPatch"),
                 patch,
                 audit_annotations,
@@ -207,7 +214,7 @@ struct WireResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<WireStatus>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<&'a str>,
+    warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,7 +234,7 @@ struct WireStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Violation;
+    use crate::engine::PolicyFinding;
     use serde_json::{Value, json};
 
     fn body(request: Value) -> Vec<u8> {
@@ -265,35 +272,47 @@ mod tests {
         assert!(matches!(Review::decode(b"{\"kind\":"), Err(DecodeError::Json(_))));
     }
 
+    /// Three Audit policies named `a`, `b` and `c`.
+    fn abc() -> PolicySet {
+        let policy = |name: &str| {
+            format!(
+                "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}}}\n\
+                 spec: {{action: Audit, rule: {{externalIPs: {{}}}}}}\n---\n"
+            )
+        };
+        let text: String = ["a", "b", "c"].into_iter().map(policy).collect();
+        crate::policy::load_sources(&[(std::path::PathBuf::from("p.yaml"), text)]).unwrap()
+    }
+
     #[test]
     fn encodes_denials_with_403_forbidden_and_a_base64_patch() {
         let review = Review::decode(&body(request())).unwrap();
+        let finding =
+            |policy, severity, text: &str| PolicyFinding { policy, severity, text: text.into(), pre_existing: false };
         let decision = Decision {
-            violations: vec![
-                Violation { policy: 0, message: "[a] one".into() },
-                Violation { policy: 1, message: "[b] two".into() },
-            ],
-            warnings: vec!["careful".into()],
-            notices: vec!["[portcullis] labels unknown".into()],
-            audits: vec![
-                Violation { policy: 2, message: "[c] noted".into() },
-                Violation { policy: 2, message: "[c] again".into() },
+            findings: vec![
+                finding(Some(0), Severity::Deny, "one"),
+                finding(Some(1), Severity::Deny, "two"),
+                finding(Some(1), Severity::Warn, "careful"),
+                finding(Some(2), Severity::Audit, "noted"),
+                finding(Some(2), Severity::Audit, "again"),
+                finding(None, Severity::Notice, "labels unknown"),
             ],
             patch: serde_json::from_value(json!([{"op": "add", "path": "/metadata/annotations", "value": {}}]))
                 .unwrap(),
             ..Default::default()
         };
-        let names = ["a", "b", "c"];
-        let out: Value = serde_json::from_slice(&review.respond(&decision, |i| names[i])).unwrap();
+        let out: Value = serde_json::from_slice(&review.respond(&decision, &abc())).unwrap();
         assert_eq!(
             out,
             json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
                 "uid": "u-1", "allowed": false,
-                "status": {"status": "Failure", "code": 403, "reason": "Forbidden", "message": "[a] one\n[b] two"},
-                "warnings": ["[portcullis] labels unknown"],
+                "status": {"status": "Failure", "code": 403, "reason": "Forbidden",
+                           "message": "[a] Service prod/web-: one\n[b] Service prod/web-: two"},
+                "warnings": ["[portcullis] Service prod/web-: labels unknown"],
                 "patchType": "JSONPatch",
                 "patch": "W3sib3AiOiJhZGQiLCJwYXRoIjoiL21ldGFkYXRhL2Fubm90YXRpb25zIiwidmFsdWUiOnt9fV0=",
-                "auditAnnotations": {"c": "[c] noted; [c] again"},
+                "auditAnnotations": {"c": "[c] Service prod/web-: noted; [c] Service prod/web-: again"},
             }})
         );
     }
@@ -301,7 +320,7 @@ mod tests {
     #[test]
     fn an_allowed_response_is_minimal() {
         let review = Review::decode(&body(request())).unwrap();
-        let out: Value = serde_json::from_slice(&review.respond(&Decision::default(), |_| "")).unwrap();
+        let out: Value = serde_json::from_slice(&review.respond(&Decision::default(), &PolicySet::default())).unwrap();
         assert_eq!(
             out,
             json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u-1", "allowed": true}})

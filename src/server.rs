@@ -244,7 +244,7 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
     let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
     let policies = state.policies();
     let decision = engine::evaluate(&review.input(stage), &policies, labels);
-    let response = review.respond(&decision, |index| policies.policies()[index].name());
+    let response = review.respond(&decision, &policies);
     state.metrics.record_review(
         stage,
         review.operation,
@@ -257,7 +257,7 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
     );
 
     if !decision.allowed() {
-        let denying: Vec<&str> = decision.violations.iter().map(|v| policies.policies()[v.policy].name()).collect();
+        let denying: Vec<&str> = decision.denying_policies().map(|index| policies.policies()[index].name()).collect();
         info!(
             uid = %review.uid, kind = review.kind.as_str(), namespace = %review.namespace, name = %review.name,
             operation = review.operation.as_str(), dry_run = review.dry_run, policy = %denying.join(","),
@@ -267,7 +267,7 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
     debug!(
         webhook = webhook_name(stage), uid = %review.uid, kind = review.kind.as_str(), namespace = %review.namespace,
         name = %review.name, operation = review.operation.as_str(), allowed = decision.allowed(),
-        warnings = decision.warnings.len(), patch_ops = decision.patch.0.len(),
+        findings = decision.findings.len(), patch_ops = decision.patch.0.len(),
         micros = started.elapsed().as_micros() as u64, "reviewed"
     );
     ([(header::CONTENT_TYPE, "application/json")], response).into_response()

@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::{self, MAX_WARNING_CHARS, NamespaceLabels, PolicySet, Stage};
+use crate::engine::{self, MAX_WARNING_CHARS, NamespaceLabels, PolicySet, Severity, Stage};
 use crate::policy::API_VERSION;
 use crate::review::{Review, V1};
 
@@ -477,7 +477,9 @@ fn judge(case: &Case, set: &PolicySet) -> Result<(), String> {
         return if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) };
     }
 
-    let denials: Vec<&str> = decision.violations.iter().map(|v| v.message.as_str()).collect();
+    let about = review.about();
+    let denials = decision.lines(Severity::Deny, about, set);
+    let warnings = decision.warnings(about, set);
     if let Some(allowed) = expect.allowed
         && allowed != decision.allowed()
     {
@@ -489,14 +491,11 @@ fn judge(case: &Case, set: &PolicySet) -> Result<(), String> {
                 problems.push(format!("no denial line contains {message:?}"));
             }
         }
-        if expect.allowed == Some(false)
-            && !decision.allowed()
-            && !decision.violations.iter().any(|v| v.policy == index)
-        {
+        if expect.allowed == Some(false) && !decision.allowed() && !decision.denying_policies().any(|p| p == index) {
             problems.push(format!("no denial line from {policy}"));
         }
     }
-    for line in &decision.warnings {
+    for line in &warnings {
         let length = line.chars().count();
         if length > MAX_WARNING_CHARS {
             problems.push(format!(
@@ -504,12 +503,12 @@ fn judge(case: &Case, set: &PolicySet) -> Result<(), String> {
             ));
         }
     }
-    if let Some(warnings) = &expect.warnings {
-        if warnings.is_empty() && !decision.warnings.is_empty() {
+    if let Some(expected) = &expect.warnings {
+        if expected.is_empty() && !warnings.is_empty() {
             problems.push("expected no warnings".into());
         }
-        for warning in warnings {
-            if !decision.warnings.iter().any(|line| line.contains(warning.as_str())) {
+        for warning in expected {
+            if !warnings.iter().any(|line| line.contains(warning.as_str())) {
                 problems.push(format!("no warning line contains {warning:?}"));
             }
         }
@@ -517,7 +516,7 @@ fn judge(case: &Case, set: &PolicySet) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}; messages: {denials:?}; warnings: {:?}", problems.join("; "), decision.warnings))
+        Err(format!("{}; messages: {denials:?}; warnings: {warnings:?}", problems.join("; ")))
     }
 }
 

@@ -18,8 +18,14 @@ struct Verdict {
 
 fn judge(body: &Value) -> Verdict {
     let review = Review::decode(&serde_json::to_vec(body).unwrap()).unwrap();
-    let decision = engine::evaluate(&review.input(Stage::Validate), &bundled(), NamespaceLabels::none());
-    Verdict { allowed: decision.allowed(), message: decision.message(), warnings: decision.warnings }
+    let set = bundled();
+    let decision = engine::evaluate(&review.input(Stage::Validate), &set, NamespaceLabels::none());
+    let about = review.about();
+    Verdict {
+        allowed: decision.allowed(),
+        message: decision.message(about, &set),
+        warnings: decision.warnings(about, &set),
+    }
 }
 
 fn allowed() -> Verdict {

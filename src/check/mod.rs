@@ -42,6 +42,18 @@ pub struct Checked {
     pub mutation: Decision,
 }
 
+impl Checked {
+    /// The object a message line is about.
+    pub fn about(&self) -> engine::About<'_> {
+        engine::About { kind: self.kind, namespace: &self.namespace, name: &self.name }
+    }
+
+    /// The message line of one of its validation findings.
+    pub fn line(&self, finding: &engine::PolicyFinding, set: &PolicySet) -> String {
+        self.validation.line(finding, self.about(), set)
+    }
+}
+
 /// Options of `check`.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -141,14 +153,9 @@ pub fn summarize(checked: &[Checked]) -> Summary {
     Summary {
         objects: checked.len(),
         denied: checked.iter().filter(|c| !c.validation.allowed()).count(),
-        warned: checked.iter().filter(|c| !c.validation.warnings.is_empty()).count(),
+        warned: checked.iter().filter(|c| c.validation.has_warnings()).count(),
         mutated: checked.iter().filter(|c| !c.mutation.patch.0.is_empty()).count(),
     }
-}
-
-/// The policy a message line names: `[<policy>] ...`.
-pub fn policy_of(line: &str) -> Option<&str> {
-    line.strip_prefix('[')?.split_once(']').map(|(policy, _)| policy)
 }
 
 /// Report formats.
@@ -233,7 +240,7 @@ fn run_inner(
     };
     let rendered = match run.output {
         OutputFormat::Text => output::text(&sources, &checked, &set, output::Style { color: run.color }),
-        OutputFormat::Json => format!("{:#}\n", output::json(&sources, &checked)),
+        OutputFormat::Json => format!("{:#}\n", output::json(&sources, &checked, &set)),
         OutputFormat::Sarif => format!("{:#}\n", output::sarif(&sources, &checked, &set)),
     };
     report_to.write_all(rendered.as_bytes()).map_err(|e| e.to_string())?;

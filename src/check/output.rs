@@ -8,8 +8,8 @@ use json_patch::PatchOperation;
 use serde_json::{Value, json};
 
 use super::input::Source;
-use super::{Checked, policy_of, summarize};
-use crate::engine::{Action, PolicySet, Stage};
+use super::{Checked, summarize};
+use crate::engine::{Action, PORTCULLIS, PolicyFinding, PolicySet, Severity, Stage};
 
 /// Version of the JSON output schema.
 pub const JSON_VERSION: u32 = 1;
@@ -58,6 +58,22 @@ fn object_label(checked: &Checked) -> String {
     format!("{} {}/{}", checked.kind.as_str(), checked.namespace, checked.name)
 }
 
+/// The validation findings in report order: denials, warnings (notices
+/// included), audits.
+fn findings(checked: &Checked) -> impl Iterator<Item = &PolicyFinding> {
+    let v = &checked.validation;
+    v.of(Severity::Deny).chain(v.of(Severity::Warn)).chain(v.of(Severity::Notice)).chain(v.of(Severity::Audit))
+}
+
+/// How a finding shows in the reports: text label, JSON severity, SARIF level.
+fn labels(severity: Severity) -> (&'static str, &'static str, &'static str, &'static str) {
+    match severity {
+        Severity::Deny => ("31", "error  ", "deny", "error"),
+        Severity::Warn | Severity::Notice => ("33", "warning", "warn", "warning"),
+        Severity::Audit => ("34", "audit  ", "audit", "note"),
+    }
+}
+
 /// One block per file that has findings, then the summary line.
 pub fn text(sources: &[Source], checked: &[Checked], set: &PolicySet, style: Style) -> String {
     let mut out = String::new();
@@ -65,8 +81,7 @@ pub fn text(sources: &[Source], checked: &[Checked], set: &PolicySet, style: Sty
         let mut header = false;
         for object in checked.iter().filter(|c| c.location.source == source_index) {
             let fixes = describe_patch(object);
-            let v = &object.validation;
-            if v.violations.is_empty() && v.warnings.is_empty() && v.audits.is_empty() && fixes.is_empty() {
+            if object.validation.findings.is_empty() && fixes.is_empty() {
                 continue;
             }
             if !header {
@@ -81,14 +96,9 @@ pub fn text(sources: &[Source], checked: &[Checked], set: &PolicySet, style: Sty
                 object.location.line,
                 object_label(object)
             );
-            for violation in &v.violations {
-                let _ = writeln!(out, "    {} {}", style.paint("31", "error  "), violation.message);
-            }
-            for warning in &v.warnings {
-                let _ = writeln!(out, "    {} {}", style.paint("33", "warning"), warning);
-            }
-            for audit in &v.audits {
-                let _ = writeln!(out, "    {} {}", style.paint("34", "audit  "), audit.message);
+            for finding in findings(object) {
+                let (color, label, _, _) = labels(finding.severity);
+                let _ = writeln!(out, "    {} {}", style.paint(color, label), object.line(finding, set));
             }
             for fix in fixes {
                 let _ = writeln!(
@@ -105,23 +115,21 @@ pub fn text(sources: &[Source], checked: &[Checked], set: &PolicySet, style: Sty
     out
 }
 
-fn finding(severity: &str, line: &str) -> Value {
-    json!({"severity": severity, "policy": policy_of(line), "message": line})
-}
-
 /// The JSON report (schema `docs/check-output.schema.json`).
-pub fn json(sources: &[Source], checked: &[Checked]) -> Value {
+pub fn json(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value {
     let summary = summarize(checked);
     let results: Vec<Value> = checked
         .iter()
         .map(|c| {
             let v = &c.validation;
-            let findings: Vec<Value> = v
-                .violations
-                .iter()
-                .map(|x| finding("deny", &x.message))
-                .chain(v.warnings.iter().map(|w| finding("warn", w)))
-                .chain(v.audits.iter().map(|x| finding("audit", &x.message)))
+            let findings: Vec<Value> = findings(c)
+                .map(|finding| {
+                    json!({
+                        "severity": labels(finding.severity).2,
+                        "policy": finding.policy.map_or(PORTCULLIS, |index| set.policies()[index].name()),
+                        "message": c.line(finding, set),
+                    })
+                })
                 .collect();
             json!({
                 "file": sources[c.location.source].name,
@@ -170,7 +178,6 @@ pub fn sarif(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value 
             })
         })
         .collect();
-    let index_of = |name: &str| set.policies().iter().position(|p| p.name() == name);
     let mut results = Vec::new();
     for c in checked {
         let uri = match sources[c.location.source].name.as_str() {
@@ -181,35 +188,27 @@ pub fn sarif(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value 
             "physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": c.location.line}},
             "logicalLocations": [{"fullyQualifiedName": object_label(c), "kind": "resource"}],
         }]);
-        // The rule is the policy a line names; a fix made by several policies is theirs together.
-        let mut push = |line: &str, level: &str| {
-            let policy = policy_of(line).filter(|p| index_of(p).is_some()).unwrap_or("portcullis");
+        // The rule is the finding's policy; portcullis' own notices are the rule `portcullis`.
+        let mut push = |policy: Option<usize>, line: String, level: &str| {
             let mut result = json!({
-                "ruleId": policy,
+                "ruleId": policy.map_or(PORTCULLIS, |index| set.policies()[index].name()),
                 "level": level,
                 "message": {"text": line},
                 "locations": location.clone(),
             });
-            if let Some(index) = index_of(policy) {
+            if let Some(index) = policy {
                 result["ruleIndex"] = json!(index);
             }
             results.push(result);
         };
-        let v = &c.validation;
-        for violation in &v.violations {
-            push(&violation.message, "error");
-        }
-        for warning in &v.warnings {
-            push(warning, "warning");
-        }
-        for audit in &v.audits {
-            push(&audit.message, "note");
+        for finding in findings(c) {
+            push(finding.policy, c.line(finding, set), labels(finding.severity).3);
         }
         // One result per mutating policy, so each maps to its rule.
         let fixes = describe_patch(c).join(", ");
         for &index in &c.mutation.mutated_by {
             let line = format!("[{}] {}: would add {fixes}", set.policies()[index].name(), object_label(c));
-            push(&line, "note");
+            push(Some(index), line, "note");
         }
     }
     json!({

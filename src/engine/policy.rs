@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use super::controller::ControllerMap;
 use super::glob::Globs;
+use super::input::{Input, NamespaceLabels, Operation, User};
 use super::object::Kind;
 use super::rules::Rule;
-use super::{Input, NamespaceLabels, User};
 
 /// What a failing policy does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -50,27 +50,6 @@ pub enum ExistingViolations {
     /// while a new violation is still denied. The default.
     #[default]
     Warn,
-}
-
-/// The admission operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Operation {
-    Create,
-    Update,
-    Delete,
-    Connect,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-            Operation::Connect => "CONNECT",
-        }
-    }
 }
 
 /// `spec` of a `Policy` document.
@@ -270,11 +249,6 @@ impl Policy {
     /// Whether an exception lets this user bypass the policy.
     pub fn is_excepted(&self, user: &User<'_>) -> bool {
         self.exceptions.iter().any(|exception| exception.applies_to(user))
-    }
-
-    /// One message line: `[<policy>] <Kind> <namespace>/<name>: <text>`.
-    pub fn line(&self, input: &Input<'_>, text: &str) -> String {
-        format!("[{}] {} {}/{}: {text}", self.name, input.kind.as_str(), input.namespace, input.name)
     }
 }
 
