@@ -9,7 +9,7 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis::engine::{self, NamespaceLabels, PolicySet, Stage};
-use portcullis::review::Review;
+use portcullis::webhook::review::Review;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use crate::engine::{self, NamespaceLabels, PolicySet, Stage};
-use crate::review::Review;
+use crate::webhook::review::Review;
 
 /// The bundled policies, embedded so the fuzzers need no files.
 const BUNDLED: &[(&str, &str)] = &[

@@ -1,23 +1,29 @@
 //! portcullis: a Kubernetes admission webhook that stops Services and Ingresses
 //! from being exposed to the outside world unsafely.
 //!
-//! - [`engine`]: the pure, synchronous policy engine (no I/O, no clock, no metrics).
-//! - [`policy`]: loading and validating the YAML policy files into an [`engine::PolicySet`].
-//! - [`review`]: decoding `AdmissionReview` requests and encoding responses.
-//! - [`server`]: the axum HTTPS webhook and the plain-HTTP admin listener.
+//! From the bottom up:
+//! - [`engine`]: the pure, synchronous policy engine (no I/O, no clock, no
+//!   metrics): `evaluate(&Input, &PolicySet, NamespaceLabels) -> Decision`.
+//! - [`admission`]: the request model, the one way into the engine: a
+//!   [`admission::Review`] decoded from the wire or built from a manifest.
+//! - [`policy`]: loading and validating the YAML policy files into an
+//!   [`engine::PolicySet`], and the [`policy::PolicyStore`] that serves one.
 //! - [`metrics`]: the Prometheus metrics recorded around the engine.
-//! - [`certs`]: development certificates (`portcullis certs`).
+//! - [`cluster`]: what portcullis reads from the API server (namespace labels).
+//! - [`webhook`]: the axum HTTPS webhook and the plain-HTTP admin listener, the
+//!   wire format, TLS and development certificates.
+//! - [`reload`]: background reloads of the certificate and the policies.
+//! - [`check`] and [`suite`]: `portcullis check` and `portcullis test`.
+//! - [`cli`]: the command line; `main.rs` wires it all together.
 
-pub mod certs;
+pub mod admission;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod fuzzing;
 pub mod metrics;
-pub mod namespaces;
 pub mod policy;
 pub mod reload;
-pub mod review;
-pub mod server;
 pub mod suite;
-pub mod tls;
+pub mod webhook;

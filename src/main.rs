@@ -8,10 +8,10 @@ use clap::Parser;
 use tracing::{error, info};
 
 use portcullis::cli::{Cli, Command, ServeArgs};
+use portcullis::cluster::NamespaceCache;
 use portcullis::metrics::Metrics;
-use portcullis::namespaces::NamespaceCache;
-use portcullis::server::{self, AppState, Limits, ServeConfig};
-use portcullis::{certs, policy, suite};
+use portcullis::webhook::{self as server, AppState, Limits, ServeConfig, certs};
+use portcullis::{policy, suite};
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, chosen explicitly.

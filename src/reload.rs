@@ -17,8 +17,8 @@ use tracing::{error, info, warn};
 
 use crate::metrics::Metrics;
 use crate::policy;
-use crate::server::AppState;
-use crate::tls;
+use crate::webhook::AppState;
+use crate::webhook::tls;
 
 /// Something that checks for a change and applies it.
 pub trait Reload: Send + 'static {

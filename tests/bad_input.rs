@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{bundled, fixture, in_namespace, install_crypto};
-use portcullis::certs::Bundle;
 use portcullis::metrics::Metrics;
-use portcullis::server::{self, AppState, Limits, Running, ServeConfig};
+use portcullis::webhook::certs::Bundle;
+use portcullis::webhook::{self as server, AppState, Limits, Running, ServeConfig};
 use reqwest::{Client, StatusCode};
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
@@ -25,8 +25,9 @@ struct Server {
 async fn start(name: &str, limits: Limits) -> Server {
     install_crypto();
     let dir = std::env::temp_dir().join(format!("portcullis-bad-{name}-{}", std::process::id()));
-    let bundle = portcullis::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 7).unwrap();
-    portcullis::certs::write(&dir, &bundle).unwrap();
+    let bundle =
+        portcullis::webhook::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 7).unwrap();
+    portcullis::webhook::certs::write(&dir, &bundle).unwrap();
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),

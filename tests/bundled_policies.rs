@@ -4,8 +4,8 @@
 mod common;
 
 use common::{bundled, review};
+use portcullis::admission::Review;
 use portcullis::engine::{self, NamespaceLabels, Stage};
-use portcullis::review::Review;
 use serde_json::{Value, json};
 
 /// What the engine says about a review, as the API server would see it.

@@ -232,7 +232,7 @@ fn fix_write_rewrites_files_in_place() {
 #[tokio::test]
 async fn check_and_the_webhook_agree() {
     use tower::ServiceExt;
-    let router = portcullis::server::webhook_router(portcullis::server::AppState::new(bundled()));
+    let router = portcullis::webhook::webhook_router(portcullis::webhook::AppState::new(bundled()));
     for file in ["tree/ingresses/plain.json", "list.yaml", "warn-only.yaml"] {
         let report: Value =
             serde_json::from_str(&check(&["-o", "json", &format!("{DIR}/{file}")], None).stdout).unwrap();

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
 use common::{bundled, fixture, in_namespace};
 use http_body_util::BodyExt;
-use portcullis::server::{AppState, admin_router, webhook_router};
+use portcullis::webhook::{AppState, admin_router, webhook_router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

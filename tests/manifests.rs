@@ -38,7 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use portcullis::cli::{Cli, Command as CliCommand, ServeArgs};
 use portcullis::engine::{Kind, PolicySet, Stage};
-use portcullis::server::{AppState, admin_router, webhook_router};
+use portcullis::webhook::{AppState, admin_router, webhook_router};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -220,21 +220,10 @@ fn container_port(container: &Container, name: &str) -> i32 {
     found[0]
 }
 
-/// Kubernetes label selector semantics.
+/// Kubernetes label selector semantics, as kube-core implements them.
 fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_match = selector.match_labels.iter().flatten().all(|(key, value)| labels.get(key) == Some(value));
-    let expressions_match = selector.match_expressions.iter().flatten().all(|expression| {
-        let value = labels.get(&expression.key);
-        let listed = value.is_some_and(|value| expression.values.iter().flatten().any(|v| v == value));
-        match expression.operator.as_str() {
-            "In" => listed,
-            "NotIn" => !listed,
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            other => panic!("unknown operator {other}"),
-        }
-    });
-    labels_match && expressions_match
+    let selector = kube::core::Selector::try_from(selector.clone()).expect("a valid label selector");
+    kube::core::SelectorExt::matches(&selector, labels)
 }
 
 /// The labels the API server gives a namespace, plus `extra`.
@@ -898,7 +887,8 @@ fn without_cert_manager_leaves_no_cert_manager_behind() {
     }
 
     // What the documented sed does: the CA `portcullis certs` wrote goes in.
-    let bundle = portcullis::certs::generate(&["portcullis.portcullis-system.svc".to_owned()], &[], 365).unwrap();
+    let bundle =
+        portcullis::webhook::certs::generate(&["portcullis.portcullis-system.svc".to_owned()], &[], 365).unwrap();
     let ca_bundle_file = std::fs::read_to_string(repo("manifests/without-cert-manager/ca-bundle.yaml")).unwrap();
     assert_eq!(ca_bundle_file.lines().filter(|l| l.contains(&format!("caBundle: {PLACEHOLDER}"))).count(), 2);
     let filled = Manifests::parse(&text.replace(PLACEHOLDER, &bundle.ca_bundle()));

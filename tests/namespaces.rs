@@ -19,9 +19,9 @@ use axum::routing::get;
 use common::{bundled, fixture, in_namespace};
 use futures::StreamExt;
 use http_body_util::BodyExt;
+use portcullis::cluster::NamespaceCache;
 use portcullis::metrics::Metrics;
-use portcullis::namespaces::NamespaceCache;
-use portcullis::server::{AppState, admin_router, webhook_router};
+use portcullis::webhook::{AppState, admin_router, webhook_router};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 use tower::ServiceExt;
@@ -253,7 +253,7 @@ impl Logs {
     /// The lines logged at `level` whose message starts with `message`.
     fn lines(&self, level: &str, message: &str) -> Vec<String> {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        let prefix = format!("portcullis::namespaces: {message}");
+        let prefix = format!("portcullis::cluster::namespaces: {message}");
         text.lines()
             .filter(|line| line.split_whitespace().nth(1) == Some(level) && line.contains(&prefix))
             .map(String::from)

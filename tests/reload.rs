@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{bundled, fixture, in_namespace, install_crypto, repo};
-use portcullis::server::{self, AppState, ServeConfig, webhook_router};
+use portcullis::webhook::{self as server, AppState, ServeConfig, webhook_router};
 use reqwest::{Certificate, Client, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -54,15 +54,15 @@ fn as_refs(files: &[(String, String)]) -> Vec<(&str, String)> {
     files.iter().map(|(name, text)| (name.as_str(), text.clone())).collect()
 }
 
-fn pair(bundle: &portcullis::certs::Bundle) -> Vec<(&'static str, String)> {
+fn pair(bundle: &portcullis::webhook::certs::Bundle) -> Vec<(&'static str, String)> {
     vec![("tls.crt", bundle.cert_pem.clone()), ("tls.key", bundle.key_pem.clone())]
 }
 
-fn bundle() -> portcullis::certs::Bundle {
-    portcullis::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 30).unwrap()
+fn bundle() -> portcullis::webhook::certs::Bundle {
+    portcullis::webhook::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 30).unwrap()
 }
 
-fn client(ca: &portcullis::certs::Bundle) -> Client {
+fn client(ca: &portcullis::webhook::certs::Bundle) -> Client {
     let ca = Certificate::from_pem(ca.ca_pem.as_bytes()).unwrap();
     Client::builder().tls_certs_only([ca]).no_proxy().pool_idle_timeout(Duration::from_secs(60)).build().unwrap()
 }

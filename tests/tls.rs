@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{bundled, fixture, in_namespace, install_crypto};
-use portcullis::server::{self, AppState, Running, ServeConfig};
+use portcullis::webhook::{self as server, AppState, Running, ServeConfig};
 use reqwest::{Certificate, Client, StatusCode, Version};
 use serde_json::Value;
 
@@ -20,8 +20,9 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Development certificates for 127.0.0.1 and localhost in a fresh directory.
 fn certificates(name: &str) -> (PathBuf, Certificate) {
     let dir = temp_dir(name);
-    let bundle = portcullis::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 7).unwrap();
-    portcullis::certs::write(&dir, &bundle).unwrap();
+    let bundle =
+        portcullis::webhook::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 7).unwrap();
+    portcullis::webhook::certs::write(&dir, &bundle).unwrap();
     (dir, Certificate::from_pem(bundle.ca_pem.as_bytes()).unwrap())
 }
 

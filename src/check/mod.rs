@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Input, Kind, NamespaceLabels, Object, Operation, PolicySet, Stage, User};
+use crate::admission::{Requester, Review};
+use crate::engine::{self, Decision, Kind, NamespaceLabels, Operation, PolicySet, Stage};
 
 pub use input::{Document, Format, InputError, Source};
 
@@ -100,37 +101,23 @@ pub fn check(sources: &[Source], set: &PolicySet, options: &Options) -> Vec<Chec
             }
         }
     }
-    let default_namespace = options.namespace.as_deref().unwrap_or("default");
     let mut checked = Vec::new();
     for (source_index, source) in sources.iter().enumerate() {
         for (document_index, document) in source.documents.iter().enumerate() {
             for (item, value) in objects(&document.value) {
-                let kind = Kind::parse(kind_of(value).unwrap_or_default());
-                if kind == Kind::Other {
+                if Kind::parse(kind_of(value).unwrap_or_default()) == Kind::Other {
                     continue;
                 }
-                let namespace = metadata_str(value, "namespace").unwrap_or(default_namespace).to_owned();
-                let name = metadata_str(value, "name").or_else(|| metadata_str(value, "generateName")).unwrap_or("");
-                let object = Object::from_value(kind, value.clone());
-                let input = |stage| Input {
-                    stage,
-                    operation: Operation::Create,
-                    kind,
-                    namespace: &namespace,
-                    name,
-                    user: User::default(),
-                    object: Some(&object),
-                    old_object: None,
-                    dry_run: false,
-                };
-                let namespace_labels = NamespaceLabels::from(labels.get(&namespace));
-                let validation = engine::evaluate(&input(Stage::Validate), set, namespace_labels);
-                let mutation = engine::evaluate(&input(Stage::Mutate), set, namespace_labels);
+                let namespace = Review::namespace_of(value, options.namespace.as_deref());
+                let review = Review::from_manifest(value, namespace, Operation::Create, Requester::default());
+                let namespace_labels = NamespaceLabels::from(labels.get(namespace));
+                let validation = engine::evaluate(&review.input(Stage::Validate), set, namespace_labels);
+                let mutation = engine::evaluate(&review.input(Stage::Mutate), set, namespace_labels);
                 checked.push(Checked {
                     location: Location { source: source_index, document: document_index, item, line: document.line },
-                    kind,
-                    namespace: namespace.clone(),
-                    name: name.to_owned(),
+                    kind: review.kind,
+                    namespace: review.namespace,
+                    name: review.name,
                     validation,
                     mutation,
                 });

@@ -66,15 +66,6 @@ impl Object {
         }
     }
 
-    /// Converts an already parsed JSON value as the given kind.
-    pub fn from_value(kind: Kind, value: serde_json::Value) -> Object {
-        match kind {
-            Kind::Service => typed(kind, serde_json::from_value(value), Object::Service),
-            Kind::Ingress => typed(kind, serde_json::from_value(value), Object::Ingress),
-            Kind::Other => Object::Other,
-        }
-    }
-
     /// Whether `metadata.deletionTimestamp` is set: the object is terminating
     /// and waits only for its finalizers to be removed.
     pub fn is_being_deleted(&self) -> bool {

@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn loads_a_matching_pair_and_reads_its_expiry() {
         install_crypto();
-        let bundle = crate::certs::generate(&["localhost".into()], &[], 10).unwrap();
+        let bundle = crate::webhook::certs::generate(&["localhost".into()], &[], 10).unwrap();
         let loaded =
             load(Path::new("c"), bundle.cert_pem.as_bytes(), Path::new("k"), bundle.key_pem.as_bytes()).unwrap();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -82,8 +82,8 @@ mod tests {
     #[test]
     fn rejects_a_key_of_another_certificate_and_garbage() {
         install_crypto();
-        let one = crate::certs::generate(&["localhost".into()], &[], 10).unwrap();
-        let two = crate::certs::generate(&["localhost".into()], &[], 10).unwrap();
+        let one = crate::webhook::certs::generate(&["localhost".into()], &[], 10).unwrap();
+        let two = crate::webhook::certs::generate(&["localhost".into()], &[], 10).unwrap();
         let mismatch = load(Path::new("c"), one.cert_pem.as_bytes(), Path::new("k"), two.key_pem.as_bytes());
         assert_eq!(
             mismatch.err().unwrap().to_string(),

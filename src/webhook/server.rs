@@ -23,11 +23,12 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::cluster::{Lookup, NamespaceCache};
 use crate::engine::{self, NamespaceLabels, PolicySet, Stage};
 use crate::metrics::{self, Metrics};
-use crate::namespaces::{Lookup, NamespaceCache};
-use crate::review::Review;
-use crate::{reload, tls};
+use crate::reload;
+use crate::webhook::review::Review;
+use crate::webhook::tls;
 
 /// Largest accepted review body. An UPDATE carries the object and the old
 /// object, and the API server accepts objects of up to 3 MiB.
@@ -296,7 +297,7 @@ pub struct ServeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("{0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]

@@ -1,9 +1,9 @@
-//! The wire format: decoding an `AdmissionReview` request (v1 or v1beta1) and
-//! encoding the response.
+//! The wire format: decoding an `AdmissionReview` request (v1 or v1beta1) into
+//! the request model ([`Review`]) and encoding the response.
 //!
 //! The request is decoded in one pass with the objects kept as raw JSON, then
 //! each object is parsed once, straight into its typed k8s-openapi struct
-//! ([`Object::from_json`]). The response is written with our own types because
+//! (`Object::from_json`, by [`crate::admission`]). The response is written with our own types because
 //! kube-core's `AdmissionResponse` serializes `patch` as an array of numbers
 //! (kube-rs#1781) where the API server expects a base64 string.
 
@@ -13,10 +13,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::engine::{About, Decision, Input, Kind, Object, Operation, PORTCULLIS, PolicySet, Severity, Stage, User};
-
-pub const V1: &str = "admission.k8s.io/v1";
-pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
+use crate::admission::{Parts, Requester};
+pub use crate::admission::{Review, V1, V1BETA1};
+use crate::engine::{Decision, Operation, PORTCULLIS, PolicySet, Severity};
 
 /// Why a request body is not a usable AdmissionReview (answered 400).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,25 +77,8 @@ struct WireUser {
     groups: Vec<String>,
 }
 
-/// A decoded admission request with its objects parsed.
-#[derive(Debug)]
-pub struct Review {
-    pub api_version: &'static str,
-    pub uid: String,
-    pub kind: Kind,
-    pub name: String,
-    pub namespace: String,
-    pub operation: Operation,
-    pub username: String,
-    pub groups: Vec<String>,
-    pub object: Option<Object>,
-    pub old_object: Option<Object>,
-    pub dry_run: bool,
-}
-
 impl Review {
-    /// Decodes a request body. Objects are parsed only for the kinds portcullis
-    /// has rules for; the old object only on UPDATE.
+    /// Decodes a request body into the request model, objects parsed.
     pub fn decode(body: &[u8]) -> Result<Review, DecodeError> {
         let wire: WireReview<'_> = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
         if wire.kind != "AdmissionReview" {
@@ -111,51 +93,18 @@ impl Review {
         if request.uid.is_empty() {
             return Err(DecodeError::NoUid);
         }
-        let kind = Kind::parse(&request.kind.kind);
-        let parse =
-            |raw: Option<&RawValue>| raw.filter(|_| kind != Kind::Other).map(|raw| Object::from_json(kind, raw.get()));
-        let object = parse(request.object);
-        let old_object = if request.operation == Operation::Update { parse(request.old_object) } else { None };
-        let mut name = request.name;
-        if name.is_empty() {
-            // A CREATE with generateName has no name yet.
-            if let Some(meta) = object.as_ref().and_then(Object::metadata) {
-                name = meta.name.clone().or_else(|| meta.generate_name.clone()).unwrap_or_default();
-            }
-        }
-        Ok(Review {
+        Ok(Review::assemble(Parts {
             api_version,
             uid: request.uid,
-            kind,
-            name,
+            kind: &request.kind.kind,
+            name: request.name,
             namespace: request.namespace,
             operation: request.operation,
-            username: request.user_info.username,
-            groups: request.user_info.groups,
-            object,
-            old_object,
+            requester: Requester { username: request.user_info.username, groups: request.user_info.groups },
+            object: request.object.map(RawValue::get),
+            old_object: request.old_object.map(RawValue::get),
             dry_run: request.dry_run,
-        })
-    }
-
-    /// The engine's view of this review.
-    pub fn input(&self, stage: Stage) -> Input<'_> {
-        Input {
-            stage,
-            operation: self.operation,
-            kind: self.kind,
-            namespace: &self.namespace,
-            name: &self.name,
-            user: User { username: &self.username, groups: &self.groups },
-            object: self.object.as_ref(),
-            old_object: self.old_object.as_ref(),
-            dry_run: self.dry_run,
-        }
-    }
-
-    /// The object this review is about, for message lines.
-    pub fn about(&self) -> About<'_> {
-        About { kind: self.kind, namespace: &self.namespace, name: &self.name }
+        }))
     }
 
     /// Encodes the response to this review for the engine's decision, made
@@ -234,7 +183,7 @@ struct WireStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::PolicyFinding;
+    use crate::engine::{Kind, Object, PolicyFinding};
     use serde_json::{Value, json};
 
     fn body(request: Value) -> Vec<u8> {

@@ -35,12 +35,11 @@
 //!   `messages` must be a substring of some denial line, and a denied case with
 //!   `messages` needs a denial line of the policy under test; each of `warnings`
 //!   must be a substring of some warning line, and `warnings: []` means none.
-//! - The request is built as the API server sends it: an `AdmissionReview`
-//!   (`admission.k8s.io/v1`, uid `portcullis-test`, the object's group, version
-//!   and kind, `metadata.namespace` filled in) decoded by [`Review::decode`], as
-//!   the webhook does. For DELETE, `object` is the deleted object, sent as
-//!   `oldObject` with a null `object`. Without `user`, the request comes from
-//!   `portcullis-test` in the group `system:authenticated`.
+//! - The request is built as the API server would send it, by
+//!   [`Review::from_manifest`], the way `portcullis check` builds its requests and
+//!   with the same object parser the webhook uses. For DELETE, `object` is the
+//!   deleted object and the request carries none. Without `user`, the request
+//!   comes from `portcullis-offline` in the group `system:authenticated`.
 //! - Unknown fields are errors naming the file and the document (counted from 1,
 //!   empty documents not counted).
 
@@ -49,20 +48,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::engine::{self, MAX_WARNING_CHARS, NamespaceLabels, PolicySet, Severity, Stage};
+use crate::admission::{DEFAULT_NAMESPACE, Requester, Review};
+use crate::engine::{self, MAX_WARNING_CHARS, NamespaceLabels, Operation, PolicySet, Severity, Stage};
 use crate::policy::API_VERSION;
-use crate::review::{Review, V1};
 
 /// The `kind` of a test case document.
 pub const KIND: &str = "PolicyTest";
-
-/// The uid of every review a case sends.
-pub const UID: &str = "portcullis-test";
-
-/// The user of a case that names none.
-pub const DEFAULT_USERNAME: &str = "portcullis-test";
 
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -88,26 +81,6 @@ fn subject(name: &Option<String>) -> String {
     name.as_ref().map(|name| format!(" ({KIND} {name:?})")).unwrap_or_default()
 }
 
-/// The admission operation a case sends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum CaseOperation {
-    #[default]
-    Create,
-    Update,
-    Delete,
-}
-
-impl CaseOperation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaseOperation::Create => "CREATE",
-            CaseOperation::Update => "UPDATE",
-            CaseOperation::Delete => "DELETE",
-        }
-    }
-}
-
 /// `spec.user`: who sends the request.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -117,9 +90,9 @@ pub struct CaseUser {
     pub groups: Vec<String>,
 }
 
-impl Default for CaseUser {
-    fn default() -> Self {
-        CaseUser { username: DEFAULT_USERNAME.to_owned(), groups: vec!["system:authenticated".to_owned()] }
+impl From<CaseUser> for Requester {
+    fn from(user: CaseUser) -> Requester {
+        Requester { username: user.username, groups: user.groups }
     }
 }
 
@@ -147,8 +120,8 @@ pub struct Expect {
 pub struct CaseSpec {
     #[serde(default)]
     pub description: String,
-    #[serde(default)]
-    pub operation: CaseOperation,
+    #[serde(default = "create")]
+    pub operation: Operation,
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// The labels of the namespace; none when omitted.
@@ -166,7 +139,11 @@ pub struct CaseSpec {
 }
 
 fn default_namespace() -> String {
-    "default".to_owned()
+    DEFAULT_NAMESPACE.to_owned()
+}
+
+fn create() -> Operation {
+    Operation::Create
 }
 
 #[derive(Deserialize)]
@@ -211,45 +188,18 @@ impl Case {
         if self.spec.expect.patch.is_some() { Stage::Mutate } else { Stage::Validate }
     }
 
-    /// The AdmissionReview the API server would send for this case.
-    pub fn review(&self) -> Value {
+    /// The request the API server would send for this case, built like every
+    /// other review from a manifest ([`Review::from_manifest`]).
+    pub fn request(&self) -> Review {
         let spec = &self.spec;
-        let object = spec.object.clone().map(|object| in_namespace(object, &spec.namespace));
-        let old_object = spec.old_object.clone().map(|object| in_namespace(object, &spec.namespace));
-        let field =
-            |key: &str| object.as_ref().and_then(|o| o.get(key)).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (api_version, kind) = (field("apiVersion"), field("kind"));
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
-        let name = object.as_ref().and_then(|o| o.pointer("/metadata/name")).and_then(Value::as_str).unwrap_or("");
-        let user = spec.user.clone().unwrap_or_default();
-        let (object, old_object) = match spec.operation {
-            CaseOperation::Delete => (Value::Null, object.clone().unwrap_or(Value::Null)),
-            _ => (object.clone().unwrap_or(Value::Null), old_object.unwrap_or(Value::Null)),
-        };
-        json!({
-            "apiVersion": V1,
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": UID,
-                "kind": {"group": group, "version": version, "kind": kind},
-                "name": name,
-                "namespace": spec.namespace,
-                "operation": spec.operation.as_str(),
-                "userInfo": {"username": user.username, "groups": user.groups},
-                "object": object,
-                "oldObject": old_object,
-                "dryRun": false,
-            }
-        })
+        let requester = spec.user.clone().map(Requester::from).unwrap_or_default();
+        let object = spec.object.as_ref().unwrap_or(&Value::Null);
+        let review = Review::from_manifest(object, &spec.namespace, spec.operation, requester);
+        match &spec.old_object {
+            Some(old) => review.with_old_object(old),
+            None => review,
+        }
     }
-}
-
-/// The API server fills in `metadata.namespace` of a namespaced object.
-fn in_namespace(mut object: Value, namespace: &str) -> Value {
-    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.entry("namespace").or_insert_with(|| Value::from(namespace));
-    }
-    object
 }
 
 /// What a case must get right beyond the schema.
@@ -289,7 +239,10 @@ fn check_spec(spec: &CaseSpec) -> Result<(), String> {
             spec.namespace
         ));
     }
-    if spec.old_object.is_some() && spec.operation != CaseOperation::Update {
+    if spec.operation == Operation::Connect {
+        return Err("spec.operation CONNECT carries no object; use CREATE, UPDATE or DELETE".into());
+    }
+    if spec.old_object.is_some() && spec.operation != Operation::Update {
         return Err(format!(
             "spec.oldObject is only sent with UPDATE, not {} (for DELETE, give the deleted object as spec.object)",
             spec.operation.as_str()
@@ -461,8 +414,7 @@ fn judge(case: &Case, set: &PolicySet) -> Result<(), String> {
         (Stage::Mutate, Stage::Validate) => return Err(format!("{policy} is a mutating policy; expect a patch")),
         _ => {}
     }
-    let body = serde_json::to_vec(&case.review()).expect("a review always serializes");
-    let review = Review::decode(&body).map_err(|e| format!("the AdmissionReview does not decode: {e}"))?;
+    let review = case.request();
     let decision = engine::evaluate(&review.input(stage), set, NamespaceLabels::Known(&case.spec.namespace_labels));
     let expect = &case.spec.expect;
     let mut problems: Vec<String> = Vec::new();
@@ -538,6 +490,7 @@ pub fn render(results: &[CaseResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Kind, Object};
 
     const POLICIES: &str = r#"
 apiVersion: portcullis.dev/v1alpha1
@@ -622,49 +575,45 @@ spec:
         let first = &cases[0];
         assert_eq!((first.policy.as_str(), first.name.as_str(), first.document), ("no-nodeport", "first", 1));
         assert_eq!(first.id(), "no-nodeport/first");
-        assert_eq!(first.spec.operation, CaseOperation::Create);
+        assert_eq!(first.spec.operation, Operation::Create);
         assert_eq!(first.spec.namespace, "default");
         assert!(first.spec.namespace_labels.is_empty());
         assert_eq!(first.spec.user, None);
         assert_eq!(first.stage(), Stage::Validate);
         let second = &cases[1];
         assert_eq!(second.document, 2);
-        assert_eq!(second.spec.operation, CaseOperation::Update);
+        assert_eq!(second.spec.operation, Operation::Update);
         assert_eq!(second.spec.namespace_labels.get("environment").map(String::as_str), Some("production"));
         assert_eq!(second.spec.user, Some(CaseUser { username: "bob".into(), groups: vec![] }));
         assert_eq!(second.spec.expect.warnings, Some(vec![]));
     }
 
     #[test]
-    fn builds_the_review_the_api_server_sends() {
-        let spec = "  operation: UPDATE\n  namespace: production\n  \
+    fn builds_the_request_the_api_server_sends() {
+        let spec = "  operation: UPDATE\n  namespace: production\n  user: {username: bob, groups: [ops]}\n  \
                     object: {apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {name: shop}, spec: {}}\n  \
                     oldObject: {apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {name: shop}}\n  \
                     expect: {allowed: true}\n";
         let case = &parse("p", &doc("c", spec)).unwrap()[0];
+        let review = case.request();
         assert_eq!(
-            case.review(),
-            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-                "uid": "portcullis-test",
-                "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
-                "name": "shop", "namespace": "production", "operation": "UPDATE",
-                "userInfo": {"username": "portcullis-test", "groups": ["system:authenticated"]},
-                "object": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                           "metadata": {"name": "shop", "namespace": "production"}, "spec": {}},
-                "oldObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                              "metadata": {"name": "shop", "namespace": "production"}},
-                "dryRun": false,
-            }})
+            (review.kind, review.name.as_str(), review.namespace.as_str()),
+            (Kind::Ingress, "shop", "production")
         );
-        // DELETE: the deleted object travels as oldObject.
+        assert_eq!(
+            (review.operation, review.username.as_str(), review.groups.as_slice()),
+            (Operation::Update, "bob", &["ops".to_owned()][..])
+        );
+        assert!(matches!(review.object, Some(Object::Ingress(_))));
+        assert!(matches!(review.old_object, Some(Object::Ingress(_))));
+        // DELETE: the deleted object is not under review.
         let delete =
             &parse("p", &doc("d", &format!("  operation: DELETE\n{NODEPORT_SVC}  expect: {{allowed: true}}\n")))
                 .unwrap()[0];
-        let review = delete.review();
-        assert_eq!(review["request"]["kind"], json!({"group": "", "version": "v1", "kind": "Service"}));
-        assert_eq!(review["request"]["object"], Value::Null);
-        assert_eq!(review["request"]["oldObject"]["spec"]["type"], "NodePort");
-        assert!(Review::decode(&serde_json::to_vec(&review).unwrap()).is_ok());
+        let review = delete.request();
+        assert_eq!((review.kind, review.operation), (Kind::Service, Operation::Delete));
+        assert!(review.object.is_none());
+        assert_eq!(review.username, crate::admission::OFFLINE_USERNAME);
     }
 
     #[test]
@@ -684,7 +633,7 @@ spec:
         assert_eq!(
             err(&format!("  operation: PATCH\n{NODEPORT_SVC}  expect: {{allowed: true}}\n")),
             "tests/p/cases.yaml: document 2 (PolicyTest \"bad\"): unknown variant `PATCH`, expected one of \
-             `CREATE`, `UPDATE`, `DELETE`"
+             `CREATE`, `UPDATE`, `DELETE`, `CONNECT`"
         );
         assert_eq!(
             err(&format!("{NODEPORT_SVC}  expect: {{}}\n")),

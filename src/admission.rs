@@ -1,0 +1,202 @@
+//! The request model: one admission request with its objects parsed, the one
+//! way into the engine for the webhook, `portcullis check` and `portcullis
+//! test`. The webhook decodes it from an `AdmissionReview` body
+//! (`crate::webhook::review`); `check` and `test` build it from a manifest with
+//! [`Review::from_manifest`]. Both parse each object once, with the same lean
+//! parser ([`Object::from_json`]: typed k8s-openapi structs, without
+//! `managedFields` and `status`), so the same object gets the same decision
+//! whichever way it comes in.
+
+use serde_json::Value;
+
+use crate::engine::{About, Input, Kind, Object, Operation, Stage, User};
+
+pub const V1: &str = "admission.k8s.io/v1";
+pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
+
+/// The namespace of a manifest that names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The uid of a review built from a manifest.
+pub const OFFLINE_UID: &str = "portcullis-offline";
+
+/// Who sends a review built from a manifest, unless told otherwise: an
+/// authenticated user no exception names.
+pub const OFFLINE_USERNAME: &str = "portcullis-offline";
+pub const OFFLINE_GROUP: &str = "system:authenticated";
+
+/// The user of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requester {
+    pub username: String,
+    pub groups: Vec<String>,
+}
+
+impl Default for Requester {
+    /// [`OFFLINE_USERNAME`] in [`OFFLINE_GROUP`].
+    fn default() -> Self {
+        Requester { username: OFFLINE_USERNAME.to_owned(), groups: vec![OFFLINE_GROUP.to_owned()] }
+    }
+}
+
+/// An admission request with its objects parsed.
+#[derive(Debug)]
+pub struct Review {
+    /// `admission.k8s.io/v1` or `v1beta1`, echoed in the response.
+    pub api_version: &'static str,
+    pub uid: String,
+    pub kind: Kind,
+    pub name: String,
+    pub namespace: String,
+    pub operation: Operation,
+    pub username: String,
+    pub groups: Vec<String>,
+    pub object: Option<Object>,
+    pub old_object: Option<Object>,
+    pub dry_run: bool,
+}
+
+/// The fields of a request before its objects are parsed.
+pub(crate) struct Parts<'a> {
+    pub api_version: &'static str,
+    pub uid: String,
+    /// `request.kind.kind`, or the manifest's `kind`.
+    pub kind: &'a str,
+    /// Empty when the request names none (a CREATE with `generateName`).
+    pub name: String,
+    pub namespace: String,
+    pub operation: Operation,
+    pub requester: Requester,
+    /// The objects' JSON text.
+    pub object: Option<&'a str>,
+    pub old_object: Option<&'a str>,
+    pub dry_run: bool,
+}
+
+impl Review {
+    /// Parses the objects of a request: only for the kinds portcullis has rules
+    /// for, the old object only on UPDATE. A request without a name takes the
+    /// object's `metadata.name`, else its `generateName`.
+    pub(crate) fn assemble(parts: Parts<'_>) -> Review {
+        let kind = Kind::parse(parts.kind);
+        let parse = |json: Option<&str>| json.filter(|_| kind != Kind::Other).map(|json| Object::from_json(kind, json));
+        let object = parse(parts.object);
+        let old_object = if parts.operation == Operation::Update { parse(parts.old_object) } else { None };
+        let mut name = parts.name;
+        if name.is_empty()
+            && let Some(meta) = object.as_ref().and_then(Object::metadata)
+        {
+            name = meta.name.clone().or_else(|| meta.generate_name.clone()).unwrap_or_default();
+        }
+        Review {
+            api_version: parts.api_version,
+            uid: parts.uid,
+            kind,
+            name,
+            namespace: parts.namespace,
+            operation: parts.operation,
+            username: parts.requester.username,
+            groups: parts.requester.groups,
+            object,
+            old_object,
+            dry_run: parts.dry_run,
+        }
+    }
+
+    /// The review the API server would send for `manifest` in `namespace`:
+    /// for DELETE the manifest is the object deleted (the review carries no
+    /// object), for UPDATE add the old object with [`Review::with_old_object`].
+    pub fn from_manifest(manifest: &Value, namespace: &str, operation: Operation, requester: Requester) -> Review {
+        let json = manifest.to_string();
+        let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let deleted = operation == Operation::Delete;
+        // As the API server fills in `request.name`: empty for a generated name.
+        let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        Review::assemble(Parts {
+            api_version: V1,
+            uid: OFFLINE_UID.to_owned(),
+            kind,
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            operation,
+            requester,
+            object: (!deleted).then_some(json.as_str()),
+            old_object: None,
+            dry_run: false,
+        })
+    }
+
+    /// Adds the object as it was before an UPDATE.
+    pub fn with_old_object(mut self, old: &Value) -> Review {
+        if self.operation == Operation::Update && self.kind != Kind::Other {
+            self.old_object = Some(Object::from_json(self.kind, &old.to_string()));
+        }
+        self
+    }
+
+    /// The namespace a manifest is reviewed in: its `metadata.namespace`, else
+    /// `fallback`, else [`DEFAULT_NAMESPACE`].
+    pub fn namespace_of<'a>(manifest: &'a Value, fallback: Option<&'a str>) -> &'a str {
+        manifest
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|namespace| !namespace.is_empty())
+            .or(fallback)
+            .unwrap_or(DEFAULT_NAMESPACE)
+    }
+
+    /// The engine's view of this review.
+    pub fn input(&self, stage: Stage) -> Input<'_> {
+        Input {
+            stage,
+            operation: self.operation,
+            kind: self.kind,
+            namespace: &self.namespace,
+            name: &self.name,
+            user: User { username: &self.username, groups: &self.groups },
+            object: self.object.as_ref(),
+            old_object: self.old_object.as_ref(),
+            dry_run: self.dry_run,
+        }
+    }
+
+    /// The object this review is about, for message lines.
+    pub fn about(&self) -> About<'_> {
+        About { kind: self.kind, namespace: &self.namespace, name: &self.name }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_manifest_becomes_the_review_the_api_server_would_send() {
+        let manifest = json!({"apiVersion": "v1", "kind": "service", "metadata": {"generateName": "web-"},
+                              "spec": {"type": "NodePort"}});
+        let review = Review::from_manifest(&manifest, "prod", Operation::Create, Requester::default());
+        assert_eq!((review.kind, review.name.as_str(), review.namespace.as_str()), (Kind::Service, "web-", "prod"));
+        assert_eq!(
+            (review.username.as_str(), review.groups.as_slice()),
+            (OFFLINE_USERNAME, &[OFFLINE_GROUP.to_owned()][..])
+        );
+        assert!(matches!(review.object, Some(Object::Service(_))));
+        assert!(review.old_object.is_none());
+
+        let deleted = Review::from_manifest(&manifest, "prod", Operation::Delete, Requester::default());
+        assert!(deleted.object.is_none());
+        let created = Review::from_manifest(&manifest, "prod", Operation::Create, Requester::default());
+        assert!(created.with_old_object(&manifest).old_object.is_none(), "only an UPDATE has an old object");
+        let updated = Review::from_manifest(&manifest, "prod", Operation::Update, Requester::default());
+        assert!(matches!(updated.with_old_object(&manifest).old_object, Some(Object::Service(_))));
+    }
+
+    #[test]
+    fn the_namespace_is_the_manifests_then_the_fallback_then_default() {
+        let named = json!({"metadata": {"namespace": "shop"}});
+        assert_eq!(Review::namespace_of(&named, Some("x")), "shop");
+        assert_eq!(Review::namespace_of(&json!({"metadata": {"namespace": ""}}), Some("x")), "x");
+        assert_eq!(Review::namespace_of(&json!({}), None), DEFAULT_NAMESPACE);
+    }
+}
