@@ -1,16 +1,48 @@
-//! Which ingress controller serves an Ingress: read from `spec.ingressClassName`
-//! or the legacy `kubernetes.io/ingress.class` annotation, and mapped to a
-//! controller family through a configurable class → family table.
+//! Ingress controllers: which one serves an Ingress, and what its annotations
+//! mean.
+//!
+//! The controller is read from `spec.ingressClassName` or the legacy
+//! `kubernetes.io/ingress.class` annotation and mapped to a [`Family`] through a
+//! configurable class → family table ([`ControllerMap`]). Each family has one
+//! [`Dialect`]: the static facts the Ingress rules need about its annotations
+//! (how it authenticates, how it restricts client addresses, where else it takes
+//! a certificate from, and how plain HTTP is switched back on). The rules ask
+//! the dialect and hold no per-controller knowledge of their own; what a policy
+//! decides (such as which Traefik middlewares are approved) stays in the policy.
+//!
+//! # Adding a controller family
+//!
+//! 1. A variant in [`Family`] (its lowercase name is what policies write in
+//!    `controllers:` and `IngressControllers`) and in [`Family::ALL`].
+//! 2. A `Dialect` constant below, returned by [`Family::dialect`]: its name, the
+//!    class names it uses out of the box, its authentication methods and the
+//!    short advice that names them ([`Dialect::auth_fix`]), its source allow-list
+//!    ([`AllowList`], or [`AllowList::None`] when it has none), the annotations
+//!    that supply a certificate instead of `secretName` (often none) and the
+//!    annotations that re-enable plain HTTP ([`PlainHttp`]). A mechanism no
+//!    existing variant describes needs a new variant of [`Require`],
+//!    [`AllowList`] or [`PlainHttp`] and its handling in the rule that reads it.
+//! 3. The `dialects_are_complete` test checks the table. Outside the engine:
+//!    README.md (rule catalogue, `IngressControllers`) and the bundled policies
+//!    that carry per-controller parameters, with their test cases: the redirect
+//!    `https-redirect` adds, the snippet keys `no-configuration-snippets`
+//!    forbids, approved middlewares where the controller uses them.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
+use super::glob::Globs;
 use super::object::annotation;
 
 /// The legacy annotation that names the ingress class.
 pub const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+
+/// Traefik attaches middlewares (authentication, an ipAllowList) to a router
+/// through this annotation.
+pub const TRAEFIK_MIDDLEWARES: &str = "traefik.ingress.kubernetes.io/router.middlewares";
 
 /// A family of ingress controllers that share an annotation vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -25,20 +57,232 @@ pub enum Family {
 }
 
 impl Family {
+    /// Every family, in the order an unknown controller's dialects are tried.
     pub const ALL: [Family; 6] =
         [Family::Nginx, Family::Traefik, Family::Haproxy, Family::Alb, Family::Gce, Family::Contour];
 
-    pub fn as_str(self) -> &'static str {
+    /// What the family's annotations mean.
+    pub const fn dialect(self) -> &'static Dialect {
         match self {
-            Family::Nginx => "nginx",
-            Family::Traefik => "traefik",
-            Family::Haproxy => "haproxy",
-            Family::Alb => "alb",
-            Family::Gce => "gce",
-            Family::Contour => "contour",
+            Family::Nginx => &NGINX,
+            Family::Traefik => &TRAEFIK,
+            Family::Haproxy => &HAPROXY,
+            Family::Alb => &ALB,
+            Family::Gce => &GCE,
+            Family::Contour => &CONTOUR,
+        }
+    }
+
+    /// The family's name as policies write it, e.g. `nginx`.
+    pub fn as_str(self) -> &'static str {
+        self.dialect().name
+    }
+}
+
+/// What one controller family's annotations mean: static facts the Ingress
+/// rules query. See the module documentation for how to add one.
+#[derive(Debug)]
+pub struct Dialect {
+    pub family: Family,
+    /// As policies write it (the `Family` variant's serde name).
+    pub name: &'static str,
+    /// Ingress class names that mean this family out of the box.
+    pub classes: &'static [&'static str],
+    /// The ways to authenticate: an Ingress is authenticated when every
+    /// requirement of one method holds. Empty: the controller has no
+    /// authentication annotation.
+    pub auth: &'static [&'static [Require]],
+    /// How to add authentication, for `ingressAuth` messages. Short: with the
+    /// policy prefix and the pre-existing suffix a line must stay within
+    /// [`crate::engine::MAX_WARNING_CHARS`].
+    pub auth_fix: &'static str,
+    /// How the controller restricts client addresses (`sourceRanges`).
+    pub allow_list: AllowList,
+    /// Annotations through which the controller takes its certificate from
+    /// elsewhere than a Secret, making `spec.tls[].secretName` optional.
+    pub certificate_annotations: &'static [&'static str],
+    /// Annotation values that make the controller serve plain HTTP again (`ingressTls`).
+    pub plain_http: &'static [PlainHttp],
+}
+
+/// One requirement of an authentication method.
+#[derive(Debug)]
+pub enum Require {
+    /// The annotation is set and not blank.
+    Set(&'static str),
+    /// The annotation is exactly one of the values.
+    OneOf(&'static str, &'static [&'static str]),
+    /// The annotation is absent or exactly one of the values.
+    AbsentOrOneOf(&'static str, &'static [&'static str]),
+    /// The comma-separated middleware list in the annotation names a middleware
+    /// the policy approves (its `traefikMiddlewares` globs).
+    ApprovedMiddleware(&'static str),
+}
+
+/// How a controller lets an Ingress restrict client addresses.
+#[derive(Debug)]
+pub enum AllowList {
+    /// Annotations holding comma-separated CIDRs; messages suggest the first.
+    Cidrs(&'static [&'static str]),
+    /// A middleware in this comma-separated list annotation that the policy
+    /// approves (its `traefikMiddlewares` globs) restricts sources.
+    Middleware(&'static str),
+    /// The controller has no allow-list annotation: sources must be restricted
+    /// at the load balancer or firewall.
+    None,
+}
+
+/// An annotation that makes the controller serve the hosts over plain HTTP.
+#[derive(Debug)]
+pub enum PlainHttp {
+    /// The annotation set to false (as Go's `strconv.ParseBool` reads it) turns
+    /// the controller's redirect to HTTPS off.
+    RedirectOff(&'static str),
+    /// The annotation set to true (as Go reads it) allows plain HTTP.
+    AllowHttp(&'static str),
+    /// The comma-separated entry points in `key` include `plain`, the plain-HTTP
+    /// one; `secure` is the one to use instead.
+    EntryPoints { key: &'static str, plain: &'static str, secure: &'static str },
+    /// The JSON listen ports in `key` (a list of `{"HTTP": 80}` or `{"HTTPS":
+    /// 443}` objects) include an `HTTP` listener while the `redirect`
+    /// annotation, to be set to `redirect_to`, is absent.
+    HttpListener { key: &'static str, redirect: &'static str, redirect_to: &'static str },
+}
+
+impl Dialect {
+    /// Whether the object carries one of the controller's authentication
+    /// methods; `approved` are the policy's middleware globs.
+    pub fn authenticated(&self, metadata: &ObjectMeta, approved: &Globs) -> bool {
+        self.auth.iter().any(|method| method.iter().all(|requirement| requirement.holds(metadata, approved)))
+    }
+
+    /// The annotations holding a source allow-list of CIDRs (possibly none).
+    pub fn allow_list_annotations(&self) -> &'static [&'static str] {
+        match self.allow_list {
+            AllowList::Cidrs(keys) => keys,
+            AllowList::Middleware(_) | AllowList::None => &[],
+        }
+    }
+
+    /// Whether an approved middleware restricts the object's sources.
+    pub fn allow_list_middleware(&self, metadata: &ObjectMeta, approved: &Globs) -> bool {
+        match self.allow_list {
+            AllowList::Middleware(key) => approved_middleware(metadata, key, approved),
+            AllowList::Cidrs(_) | AllowList::None => false,
         }
     }
 }
+
+impl Require {
+    fn holds(&self, metadata: &ObjectMeta, approved: &Globs) -> bool {
+        match *self {
+            Require::Set(key) => annotation(metadata, key).is_some_and(|value| !value.trim().is_empty()),
+            Require::OneOf(key, values) => annotation(metadata, key).is_some_and(|value| values.contains(&value)),
+            Require::AbsentOrOneOf(key, values) => {
+                annotation(metadata, key).is_none_or(|value| values.contains(&value))
+            }
+            Require::ApprovedMiddleware(key) => approved_middleware(metadata, key, approved),
+        }
+    }
+}
+
+/// Whether the comma-separated middleware list in `key` names an approved middleware.
+fn approved_middleware(metadata: &ObjectMeta, key: &str, approved: &Globs) -> bool {
+    annotation(metadata, key).is_some_and(|list| list.split(',').any(|middleware| approved.matches(middleware.trim())))
+}
+
+const NGINX: Dialect = Dialect {
+    family: Family::Nginx,
+    name: "nginx",
+    classes: &["nginx", "ingress-nginx", "nginx-internal", "nginx-public"],
+    auth: &[
+        &[Require::Set("nginx.ingress.kubernetes.io/auth-url")],
+        &[
+            Require::OneOf("nginx.ingress.kubernetes.io/auth-type", &["basic", "digest"]),
+            Require::Set("nginx.ingress.kubernetes.io/auth-secret"),
+        ],
+        &[
+            Require::Set("nginx.ingress.kubernetes.io/auth-tls-secret"),
+            Require::AbsentOrOneOf("nginx.ingress.kubernetes.io/auth-tls-verify-client", &["on"]),
+        ],
+    ],
+    auth_fix: "set nginx.ingress.kubernetes.io/auth-url, auth-type+auth-secret or auth-tls-secret",
+    allow_list: AllowList::Cidrs(&[
+        "nginx.ingress.kubernetes.io/whitelist-source-range",
+        "nginx.ingress.kubernetes.io/allowlist-source-range",
+    ]),
+    certificate_annotations: &[],
+    plain_http: &[PlainHttp::RedirectOff("nginx.ingress.kubernetes.io/ssl-redirect")],
+};
+
+const TRAEFIK: Dialect = Dialect {
+    family: Family::Traefik,
+    name: "traefik",
+    classes: &["traefik"],
+    auth: &[&[Require::ApprovedMiddleware(TRAEFIK_MIDDLEWARES)]],
+    auth_fix: "add an approved auth middleware to traefik.ingress.kubernetes.io/router.middlewares",
+    allow_list: AllowList::Middleware(TRAEFIK_MIDDLEWARES),
+    certificate_annotations: &[],
+    plain_http: &[PlainHttp::EntryPoints {
+        key: "traefik.ingress.kubernetes.io/router.entrypoints",
+        plain: "web",
+        secure: "websecure",
+    }],
+};
+
+const HAPROXY: Dialect = Dialect {
+    family: Family::Haproxy,
+    name: "haproxy",
+    classes: &["haproxy"],
+    auth: &[&[Require::OneOf("haproxy.org/auth-type", &["basic-auth"]), Require::Set("haproxy.org/auth-secret")]],
+    auth_fix: "set haproxy.org/auth-type: basic-auth with haproxy.org/auth-secret",
+    allow_list: AllowList::Cidrs(&["haproxy.org/allow-list", "haproxy.org/whitelist"]),
+    certificate_annotations: &[],
+    plain_http: &[PlainHttp::RedirectOff("haproxy.org/ssl-redirect")],
+};
+
+const ALB: Dialect = Dialect {
+    family: Family::Alb,
+    name: "alb",
+    classes: &["alb"],
+    auth: &[&[Require::OneOf("alb.ingress.kubernetes.io/auth-type", &["oidc", "cognito"])]],
+    auth_fix: "set alb.ingress.kubernetes.io/auth-type: oidc or cognito and its auth-idp",
+    allow_list: AllowList::Cidrs(&["alb.ingress.kubernetes.io/inbound-cidrs"]),
+    certificate_annotations: &["alb.ingress.kubernetes.io/certificate-arn"],
+    plain_http: &[PlainHttp::HttpListener {
+        key: "alb.ingress.kubernetes.io/listen-ports",
+        redirect: "alb.ingress.kubernetes.io/ssl-redirect",
+        redirect_to: "443",
+    }],
+};
+
+/// The advice for a controller without an authentication annotation.
+const NO_AUTH_ANNOTATION: &str = "it has no auth annotation, so authenticate in front of the backend";
+
+/// `kubernetes.io/ingress.allow-http: "true"` serves plain HTTP on gce and contour.
+const ALLOW_HTTP: PlainHttp = PlainHttp::AllowHttp("kubernetes.io/ingress.allow-http");
+
+const GCE: Dialect = Dialect {
+    family: Family::Gce,
+    name: "gce",
+    classes: &["gce", "gce-internal"],
+    auth: &[],
+    auth_fix: NO_AUTH_ANNOTATION,
+    allow_list: AllowList::None,
+    certificate_annotations: &["ingress.gcp.kubernetes.io/pre-shared-cert", "networking.gke.io/managed-certificates"],
+    plain_http: &[ALLOW_HTTP],
+};
+
+const CONTOUR: Dialect = Dialect {
+    family: Family::Contour,
+    name: "contour",
+    classes: &["contour"],
+    auth: &[],
+    auth_fix: NO_AUTH_ANNOTATION,
+    allow_list: AllowList::None,
+    certificate_annotations: &[],
+    plain_http: &[ALLOW_HTTP],
+};
 
 /// Maps ingress class names to controller families.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,24 +293,13 @@ pub struct ControllerMap {
 }
 
 impl Default for ControllerMap {
-    /// The class names each controller uses out of the box.
+    /// The class names each controller uses out of the box ([`Dialect::classes`]).
     fn default() -> Self {
-        let classes = [
-            ("nginx", Family::Nginx),
-            ("ingress-nginx", Family::Nginx),
-            ("nginx-internal", Family::Nginx),
-            ("nginx-public", Family::Nginx),
-            ("traefik", Family::Traefik),
-            ("haproxy", Family::Haproxy),
-            ("alb", Family::Alb),
-            ("gce", Family::Gce),
-            ("gce-internal", Family::Gce),
-            ("contour", Family::Contour),
-        ];
-        ControllerMap {
-            classes: classes.into_iter().map(|(class, family)| (class.to_owned(), family)).collect(),
-            default: None,
-        }
+        let classes = Family::ALL
+            .iter()
+            .flat_map(|family| family.dialect().classes.iter().map(|class| ((*class).to_owned(), *family)))
+            .collect();
+        ControllerMap { classes, default: None }
     }
 }
 
@@ -138,5 +371,108 @@ mod tests {
         assert_eq!(map.family_of(&ingress(Some("my-own"), None)), Some(Family::Haproxy));
         assert_eq!(map.family_of(&ingress(None, None)), Some(Family::Nginx));
         assert_eq!(map.family_of(&ingress(Some("nginx"), None)), Some(Family::Nginx));
+    }
+
+    /// The family names serde accepts, read from its error for an unknown one:
+    /// every variant, including one missing from `Family::ALL`.
+    fn serde_names() -> Vec<String> {
+        let error = serde_json::from_str::<Family>("\"?\"").unwrap_err().to_string();
+        let (_, expected) = error.split_once("expected one of").expect(&error);
+        expected.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+    }
+
+    fn key_of(requirement: &Require) -> &'static str {
+        match *requirement {
+            Require::Set(key)
+            | Require::OneOf(key, _)
+            | Require::AbsentOrOneOf(key, _)
+            | Require::ApprovedMiddleware(key) => key,
+        }
+    }
+
+    /// A qualified annotation key, `prefix/name`.
+    fn is_key(key: &str) -> bool {
+        key.split_once('/').is_some_and(|(prefix, name)| prefix.contains('.') && !name.is_empty())
+    }
+
+    /// The longest `auth_fix`: with the rest of an `ingressAuth` line it must
+    /// leave room for the policy and object names within 256 characters.
+    const AUTH_FIX_BUDGET: usize = 90;
+
+    #[test]
+    fn dialects_are_complete() {
+        let names: Vec<&str> = Family::ALL.iter().map(|family| family.as_str()).collect();
+        assert_eq!(serde_names(), names, "Family::ALL must list every Family, in declaration order");
+
+        let mut classes = BTreeMap::new();
+        for family in Family::ALL {
+            let dialect = family.dialect();
+            let name = dialect.name;
+            assert_eq!(dialect.family, family, "{name}: the dialect of {family:?} names another family");
+
+            assert!(!dialect.classes.is_empty(), "{name}: name the class names it uses out of the box");
+            for class in dialect.classes {
+                assert_eq!(classes.insert(*class, family), None, "{name}: class {class} belongs to two families");
+            }
+
+            for method in dialect.auth {
+                assert!(!method.is_empty(), "{name}: an authentication method without requirements");
+                for requirement in *method {
+                    let key = key_of(requirement);
+                    assert!(is_key(key), "{name}: {key:?} is not an annotation key");
+                    if let Require::OneOf(_, values) | Require::AbsentOrOneOf(_, values) = requirement {
+                        assert!(!values.is_empty(), "{name}: {key} accepts no value");
+                    }
+                }
+            }
+            let anything = Globs::new(&["*"]).unwrap();
+            assert!(
+                !dialect.authenticated(&ObjectMeta::default(), &anything),
+                "{name}: an Ingress without annotations counts as authenticated"
+            );
+            assert!(dialect.auth_fix.len() <= AUTH_FIX_BUDGET, "{name}: auth_fix is too long for a warning line");
+            match dialect.auth.first().and_then(|method| method.first()).map(key_of) {
+                None => assert_eq!(dialect.auth_fix, NO_AUTH_ANNOTATION, "{name}: no method, so say it has none"),
+                Some(key) => assert!(dialect.auth_fix.contains(key), "{name}: auth_fix should name {key}"),
+            }
+
+            match dialect.allow_list {
+                AllowList::Cidrs(keys) => {
+                    assert!(!keys.is_empty(), "{name}: list the allow-list annotations, or say AllowList::None");
+                    assert!(keys.iter().all(|key| is_key(key)), "{name}: {keys:?}");
+                }
+                AllowList::Middleware(key) => assert!(is_key(key), "{name}: {key:?}"),
+                AllowList::None => {}
+            }
+
+            let certificates = dialect.certificate_annotations;
+            assert!(certificates.iter().all(|key| is_key(key)), "{name}: {certificates:?}");
+
+            assert!(!dialect.plain_http.is_empty(), "{name}: name the annotations that re-enable plain HTTP");
+            for switch in dialect.plain_http {
+                let complete = match switch {
+                    PlainHttp::RedirectOff(key) | PlainHttp::AllowHttp(key) => is_key(key),
+                    PlainHttp::EntryPoints { key, plain, secure } => {
+                        is_key(key) && !plain.is_empty() && !secure.is_empty() && plain != secure
+                    }
+                    PlainHttp::HttpListener { key, redirect, redirect_to } => {
+                        is_key(key) && is_key(redirect) && !redirect_to.is_empty()
+                    }
+                };
+                assert!(complete, "{name}: {switch:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn built_in_classes_come_from_the_dialects() {
+        let map = ControllerMap::default();
+        for family in Family::ALL {
+            for class in family.dialect().classes {
+                assert_eq!(map.classes().get(*class), Some(&family), "{class}");
+            }
+        }
+        let total: usize = Family::ALL.iter().map(|family| family.dialect().classes.len()).sum();
+        assert_eq!(map.classes().len(), total);
     }
 }

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use super::Subject;
 use crate::engine::Finding;
-use crate::engine::controller::Family;
 use crate::engine::glob::Globs;
 use crate::engine::object::annotation;
 
@@ -21,7 +20,8 @@ pub struct IngressAuth {
     /// Accept `portcullis.dev/auth: application`, with a warning.
     #[serde(default = "yes")]
     allow_application_auth: bool,
-    /// Traefik middlewares (globs, e.g. `auth-*@kubernetescrd`) that authenticate.
+    /// Traefik middlewares (globs, e.g. `auth-*@kubernetescrd`) that authenticate:
+    /// [`crate::engine::controller::Require::ApprovedMiddleware`].
     #[serde(default)]
     traefik_middlewares: Globs,
 }
@@ -30,34 +30,10 @@ fn yes() -> bool {
     true
 }
 
-fn non_empty(ingress: &Ingress, key: &str) -> bool {
-    annotation(&ingress.metadata, key).is_some_and(|value| !value.trim().is_empty())
-}
-
 impl IngressAuth {
-    /// Whether the Ingress carries an authentication method the family understands.
-    fn authenticated(&self, ingress: &Ingress, family: Family) -> bool {
-        let get = |key| annotation(&ingress.metadata, key);
-        match family {
-            Family::Nginx => {
-                non_empty(ingress, "nginx.ingress.kubernetes.io/auth-url")
-                    || (matches!(get("nginx.ingress.kubernetes.io/auth-type"), Some("basic" | "digest"))
-                        && non_empty(ingress, "nginx.ingress.kubernetes.io/auth-secret"))
-                    || (non_empty(ingress, "nginx.ingress.kubernetes.io/auth-tls-secret")
-                        && matches!(get("nginx.ingress.kubernetes.io/auth-tls-verify-client"), None | Some("on")))
-            }
-            Family::Traefik => get("traefik.ingress.kubernetes.io/router.middlewares")
-                .is_some_and(|list| list.split(',').any(|m| self.traefik_middlewares.matches(m.trim()))),
-            Family::Haproxy => {
-                get("haproxy.org/auth-type") == Some("basic-auth") && non_empty(ingress, "haproxy.org/auth-secret")
-            }
-            Family::Alb => matches!(get("alb.ingress.kubernetes.io/auth-type"), Some("oidc" | "cognito")),
-            Family::Gce | Family::Contour => false,
-        }
-    }
-
     pub fn check(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
-        if subject.families().iter().any(|family| self.authenticated(ingress, *family)) {
+        let approved = &self.traefik_middlewares;
+        if subject.families().iter().any(|family| family.dialect().authenticated(&ingress.metadata, approved)) {
             return;
         }
         let declared = annotation(&ingress.metadata, APPLICATION_AUTH) == Some("application");
@@ -82,19 +58,15 @@ impl IngressAuth {
     }
 }
 
-/// How to add authentication for the Ingress's controller. Short: with the
-/// policy prefix and the existing-violation suffix a line must stay within
-/// [`crate::engine::MAX_WARNING_CHARS`].
+/// How to add authentication for the Ingress's controller. Short, like
+/// [`crate::engine::controller::Dialect::auth_fix`].
 fn fix(subject: &Subject<'_>) -> &'static str {
     match subject.controller {
-        Some(Family::Nginx) => "set nginx.ingress.kubernetes.io/auth-url, auth-type+auth-secret or auth-tls-secret",
-        Some(Family::Traefik) => "add an approved auth middleware to traefik.ingress.kubernetes.io/router.middlewares",
-        Some(Family::Haproxy) => "set haproxy.org/auth-type: basic-auth with haproxy.org/auth-secret",
-        Some(Family::Alb) => "set alb.ingress.kubernetes.io/auth-type: oidc or cognito and its auth-idp",
-        Some(Family::Gce | Family::Contour) => "it has no auth annotation, so authenticate in front of the backend",
+        Some(family) => family.dialect().auth_fix,
         None => "set spec.ingressClassName to a known class and use its auth annotations",
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

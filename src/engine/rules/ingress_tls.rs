@@ -7,22 +7,12 @@ use serde::Deserialize;
 
 use super::Subject;
 use crate::engine::Finding;
-use crate::engine::controller::Family;
+use crate::engine::controller::PlainHttp;
 use crate::engine::object::{annotation, parse_go_bool};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngressTls {}
-
-/// Annotations through which a controller takes its certificate from elsewhere
-/// than a Secret, making `secretName` optional.
-fn certificate_annotations(family: Family) -> &'static [&'static str] {
-    match family {
-        Family::Alb => &["alb.ingress.kubernetes.io/certificate-arn"],
-        Family::Gce => &["ingress.gcp.kubernetes.io/pre-shared-cert", "networking.gke.io/managed-certificates"],
-        Family::Nginx | Family::Traefik | Family::Haproxy | Family::Contour => &[],
-    }
-}
 
 /// Whether a TLS host (possibly `*.example.com`) covers a rule host. A wildcard
 /// covers exactly one DNS label.
@@ -40,41 +30,29 @@ fn entry_covers(entry: &IngressTLS, host: &str) -> bool {
     entry.hosts.iter().flatten().any(|tls_host| covers(tls_host, host))
 }
 
-/// Plain HTTP switched back on through the controller's annotations.
-fn plain_http(ingress: &Ingress, family: Family) -> Option<String> {
+/// Plain HTTP switched back on through one of the controller's switches.
+fn plain_http(ingress: &Ingress, switch: &PlainHttp) -> Option<String> {
     let get = |key| annotation(&ingress.metadata, key);
-    match family {
-        Family::Nginx | Family::Haproxy => {
-            let key = match family {
-                Family::Nginx => "nginx.ingress.kubernetes.io/ssl-redirect",
-                _ => "haproxy.org/ssl-redirect",
-            };
+    match *switch {
+        PlainHttp::RedirectOff(key) => {
             let value = get(key)?;
             (parse_go_bool(value) == Some(false))
                 .then(|| format!("{key}: {value:?} serves the hosts over plain HTTP; remove the annotation"))
         }
-        Family::Gce | Family::Contour => {
-            let key = "kubernetes.io/ingress.allow-http";
+        PlainHttp::AllowHttp(key) => {
             let value = get(key)?;
             (parse_go_bool(value) == Some(true))
                 .then(|| format!("{key}: {value:?} serves the hosts over plain HTTP; set it to \"false\""))
         }
-        Family::Traefik => {
-            let key = "traefik.ingress.kubernetes.io/router.entrypoints";
-            get(key)?
-                .split(',')
-                .any(|entrypoint| entrypoint.trim() == "web")
-                .then(|| format!("{key} includes web (plain HTTP); use websecure only"))
-        }
-        Family::Alb => {
-            let key = "alb.ingress.kubernetes.io/listen-ports";
+        PlainHttp::EntryPoints { key, plain, secure } => get(key)?
+            .split(',')
+            .any(|entrypoint| entrypoint.trim() == plain)
+            .then(|| format!("{key} includes {plain} (plain HTTP); use {secure} only")),
+        PlainHttp::HttpListener { key, redirect, redirect_to } => {
             let ports: Vec<std::collections::BTreeMap<String, serde_json::Value>> =
                 serde_json::from_str(get(key)?).ok()?;
-            (ports.iter().any(|port| port.contains_key("HTTP"))
-                && get("alb.ingress.kubernetes.io/ssl-redirect").is_none())
-            .then(|| {
-                format!("{key} listens on HTTP without a redirect; set alb.ingress.kubernetes.io/ssl-redirect: \"443\"")
-            })
+            (ports.iter().any(|port| port.contains_key("HTTP")) && get(redirect).is_none())
+                .then(|| format!("{key} listens on HTTP without a redirect; set {redirect}: {redirect_to:?}"))
         }
     }
 }
@@ -125,7 +103,7 @@ impl IngressTls {
         let families = subject.families();
         let certificate_elsewhere = families
             .iter()
-            .flat_map(|family| certificate_annotations(*family))
+            .flat_map(|family| family.dialect().certificate_annotations)
             .any(|key| annotation(&ingress.metadata, key).is_some_and(|v| !v.is_empty()));
         if !certificate_elsewhere {
             for (index, entry) in tls.iter().enumerate() {
@@ -139,8 +117,8 @@ impl IngressTls {
             }
         }
 
-        for family in families {
-            if let Some(problem) = plain_http(ingress, *family) {
+        for switch in families.iter().flat_map(|family| family.dialect().plain_http) {
+            if let Some(problem) = plain_http(ingress, switch) {
                 findings.push(Finding::Violation(problem));
             }
         }

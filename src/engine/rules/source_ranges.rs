@@ -11,34 +11,20 @@ use serde::Deserialize;
 
 use super::Subject;
 use crate::engine::Finding;
-use crate::engine::controller::Family;
+use crate::engine::controller::AllowList;
+#[cfg(test)]
+use crate::engine::controller::TRAEFIK_MIDDLEWARES;
 use crate::engine::glob::Globs;
 use crate::engine::object::annotation;
 
 /// The cloud-provider annotation equivalent to `spec.loadBalancerSourceRanges`.
 pub const SERVICE_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
 
-/// Traefik attaches middlewares (such as an ipAllowList) to a router through this annotation.
-pub const TRAEFIK_MIDDLEWARES: &str = "traefik.ingress.kubernetes.io/router.middlewares";
-
-/// The Ingress annotations that hold a source allow-list, per controller family.
-fn allow_list_annotations(family: Family) -> &'static [&'static str] {
-    match family {
-        Family::Nginx => &[
-            "nginx.ingress.kubernetes.io/whitelist-source-range",
-            "nginx.ingress.kubernetes.io/allowlist-source-range",
-        ],
-        Family::Haproxy => &["haproxy.org/allow-list", "haproxy.org/whitelist"],
-        Family::Alb => &["alb.ingress.kubernetes.io/inbound-cidrs"],
-        Family::Traefik | Family::Gce | Family::Contour => &[],
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceRanges {
     /// Traefik middlewares (globs, e.g. `*-office-only@kubernetescrd`) that
-    /// restrict source addresses.
+    /// restrict source addresses: [`AllowList::Middleware`].
     #[serde(default)]
     traefik_middlewares: Globs,
 }
@@ -86,7 +72,7 @@ impl SourceRanges {
         let families = subject.families();
         let present = families
             .iter()
-            .flat_map(|family| allow_list_annotations(*family))
+            .flat_map(|family| family.dialect().allow_list_annotations())
             .find_map(|key| annotation(&ingress.metadata, key).map(|value| (*key, value)));
         if let Some((key, value)) = present {
             let problem = if value.trim().is_empty() {
@@ -97,24 +83,25 @@ impl SourceRanges {
             findings.extend(problem.map(Finding::Violation));
             return;
         }
-        if families.contains(&Family::Traefik)
-            && annotation(&ingress.metadata, TRAEFIK_MIDDLEWARES)
-                .is_some_and(|list| list.split(',').any(|m| self.traefik_middlewares.matches(m.trim())))
+        if families
+            .iter()
+            .any(|family| family.dialect().allow_list_middleware(&ingress.metadata, &self.traefik_middlewares))
         {
             return;
         }
         let message = match subject.controller {
-            Some(family @ (Family::Nginx | Family::Haproxy | Family::Alb)) => format!(
-                "no source allow-list, so any client can reach it; set {} to the client CIDRs",
-                allow_list_annotations(family)[0]
-            ),
-            Some(Family::Traefik) => format!(
-                "no source allow-list, so any client can reach it; add an approved ipAllowList middleware to {TRAEFIK_MIDDLEWARES}"
-            ),
-            Some(family @ (Family::Gce | Family::Contour)) => format!(
-                "the {} controller has no allow-list annotation, so any client can reach it; restrict sources at the load balancer or firewall",
-                family.as_str()
-            ),
+            Some(family) => match family.dialect().allow_list {
+                AllowList::Cidrs(keys) => {
+                    format!("no source allow-list, so any client can reach it; set {} to the client CIDRs", keys[0])
+                }
+                AllowList::Middleware(key) => format!(
+                    "no source allow-list, so any client can reach it; add an approved ipAllowList middleware to {key}"
+                ),
+                AllowList::None => format!(
+                    "the {} controller has no allow-list annotation, so any client can reach it; restrict sources at the load balancer or firewall",
+                    family.as_str()
+                ),
+            },
             None => "no source allow-list for an unknown ingress class; set spec.ingressClassName and the controller's allow-list annotation".to_owned(),
         };
         findings.push(Finding::Violation(message));
