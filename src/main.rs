@@ -10,8 +10,10 @@ use tracing::{error, info};
 use portcullis::cli::{Cli, Command, ServeArgs};
 use portcullis::cluster::NamespaceCache;
 use portcullis::metrics::Metrics;
+use portcullis::policy::{self, PolicyStore};
+use portcullis::reload::{self, Reloaders};
+use portcullis::suite;
 use portcullis::webhook::{self as server, AppState, Limits, ServeConfig, certs};
-use portcullis::{policy, suite};
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, chosen explicitly.
@@ -108,18 +110,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let limits = Limits { max_in_flight: args.max_in_flight, request_timeout: args.request_timeout };
-    let state = AppState::with_limits(set, metrics, namespaces, limits);
+    let store = PolicyStore::new(set);
+    let state = AppState::with_limits(store.clone(), metrics.clone(), namespaces, limits);
     let config = ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
         shutdown_delay: args.shutdown_delay,
         drain_timeout: args.drain_timeout,
-        reload_interval: (!args.reload_interval.is_zero()).then_some(args.reload_interval),
-        policies: Some((args.policies, sources)),
     };
     let running = server::start(&config, state).await?;
+    // Dropped (and so stopped) when serving ends.
+    let _reloaders = (!args.reload_interval.is_zero()).then(|| {
+        let certificate =
+            reload::Certificate::new(args.tls_cert, args.tls_key, running.certificate.clone(), metrics.clone());
+        let policies = reload::Policies::new(args.policies, sources, store, metrics);
+        Reloaders::start(args.reload_interval, certificate, Some(policies))
+    });
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = terminate.recv() => info!(signal = "SIGTERM", "shutdown requested"),

@@ -11,14 +11,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::metrics::Metrics;
-use crate::policy;
-use crate::webhook::AppState;
-use crate::webhook::tls;
+use crate::policy::{self, PolicyStore};
+use crate::webhook::tls::{self, CertStore};
 
 /// Something that checks for a change and applies it.
 pub trait Reload: Send + 'static {
@@ -48,21 +46,17 @@ pub fn spawn(name: &'static str, interval: Duration, mut reload: impl Reload) ->
 pub struct Certificate {
     cert: PathBuf,
     key: PathBuf,
+    /// The PEM pair last read (served, or rejected); `None` after a failed read.
     last: Option<(Vec<u8>, Vec<u8>)>,
-    tls: RustlsConfig,
+    store: CertStore,
     metrics: Arc<Metrics>,
 }
 
 impl Certificate {
-    /// Watches `cert`/`key`, whose current contents are `loaded` (already serving).
-    pub fn new(
-        cert: PathBuf,
-        key: PathBuf,
-        loaded: (Vec<u8>, Vec<u8>),
-        tls: RustlsConfig,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Certificate { cert, key, last: Some(loaded), tls, metrics }
+    /// Watches `cert`/`key`, whose current contents `store` serves.
+    pub fn new(cert: PathBuf, key: PathBuf, store: CertStore, metrics: Arc<Metrics>) -> Self {
+        let last = tls::read_pair(&cert, &key).ok();
+        Certificate { cert, key, last, store, metrics }
     }
 }
 
@@ -84,10 +78,11 @@ impl Reload for Certificate {
         }
         match tls::load(&self.cert, &pair.0, &self.key, &pair.1) {
             Ok(loaded) => {
-                self.tls.reload_from_config(loaded.config);
-                self.metrics.tls_expiry(loaded.not_after as f64);
+                let not_after = loaded.not_after;
+                self.store.replace(loaded);
+                self.metrics.tls_expiry(not_after as f64);
                 self.metrics.tls_reload(true);
-                info!(cert = %self.cert.display(), not_after = loaded.not_after, "serving certificate reloaded");
+                info!(cert = %self.cert.display(), not_after, "serving certificate reloaded");
             }
             Err(err) => {
                 self.metrics.tls_reload(false);
@@ -106,13 +101,14 @@ impl Reload for Certificate {
 pub struct Policies {
     dir: PathBuf,
     last: Option<Vec<(PathBuf, String)>>,
-    state: Arc<AppState>,
+    store: Arc<PolicyStore>,
+    metrics: Arc<Metrics>,
 }
 
 impl Policies {
-    /// Watches `dir`, whose current files are `loaded` (already serving).
-    pub fn new(dir: PathBuf, loaded: Vec<(PathBuf, String)>, state: Arc<AppState>) -> Self {
-        Policies { dir, last: Some(loaded), state }
+    /// Watches `dir`, whose current files are `loaded` (the set `store` serves).
+    pub fn new(dir: PathBuf, loaded: Vec<(PathBuf, String)>, store: Arc<PolicyStore>, metrics: Arc<Metrics>) -> Self {
+        Policies { dir, last: Some(loaded), store, metrics }
     }
 }
 
@@ -123,7 +119,7 @@ impl Reload for Policies {
             Err(err) => {
                 if self.last.take().is_some() {
                     warn!(%err, "cannot read the policy directory; keeping the policies in use");
-                    self.state.metrics().policy_reload(false);
+                    self.metrics.policy_reload(false);
                 }
                 return;
             }
@@ -134,12 +130,13 @@ impl Reload for Policies {
         match policy::load_dir_sources(&self.dir, &sources) {
             Ok(set) => {
                 let count = set.len();
-                self.state.replace_policies(set);
-                self.state.metrics().policy_reload(true);
+                self.store.replace(set);
+                self.metrics.policies_loaded(count);
+                self.metrics.policy_reload(true);
                 info!(policies = count, dir = %self.dir.display(), "policies reloaded");
             }
             Err(err) => {
-                self.state.metrics().policy_reload(false);
+                self.metrics.policy_reload(false);
                 error!(%err, "new policies rejected; keeping the policies in use");
             }
         }
@@ -147,7 +144,28 @@ impl Reload for Policies {
     }
 
     fn panicked(&mut self) {
-        self.state.metrics().policy_reload(false);
+        self.metrics.policy_reload(false);
+    }
+}
+
+/// The running reloaders; they stop when this is dropped.
+#[derive(Default)]
+pub struct Reloaders(Vec<JoinHandle<()>>);
+
+impl Reloaders {
+    /// Polls the certificate and, when given, the policy directory every `interval`.
+    pub fn start(interval: Duration, certificate: Certificate, policies: Option<Policies>) -> Reloaders {
+        let mut tasks = vec![spawn("certificate", interval, certificate)];
+        tasks.extend(policies.map(|policies| spawn("policies", interval, policies)));
+        Reloaders(tasks)
+    }
+}
+
+impl Drop for Reloaders {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{bundled, fixture, in_namespace, install_crypto};
 use portcullis::metrics::Metrics;
+use portcullis::policy::PolicyStore;
 use portcullis::webhook::certs::Bundle;
 use portcullis::webhook::{self as server, AppState, Limits, Running, ServeConfig};
 use reqwest::{Client, StatusCode};
@@ -35,10 +36,8 @@ async fn start(name: &str, limits: Limits) -> Server {
         tls_key: dir.join("tls.key"),
         shutdown_delay: Duration::ZERO,
         drain_timeout: Duration::from_secs(2),
-        reload_interval: None,
-        policies: None,
     };
-    let state = AppState::with_limits(bundled(), Arc::new(Metrics::new()), None, limits);
+    let state = AppState::with_limits(PolicyStore::new(bundled()), Arc::new(Metrics::new()), None, limits);
     Server { running: server::start(&config, state).await.unwrap(), bundle }
 }
 

@@ -108,10 +108,15 @@ async fn rotates_the_certificate_on_a_symlink_swap_without_dropping_connections(
         tls_key: volume.path("tls.key"),
         shutdown_delay: Duration::ZERO,
         drain_timeout: Duration::from_secs(2),
-        reload_interval: Some(Duration::from_millis(50)),
-        policies: None,
     };
     let running = server::start(&config, state.clone()).await.unwrap();
+    let certificate = portcullis::reload::Certificate::new(
+        config.tls_cert.clone(),
+        config.tls_key.clone(),
+        running.certificate.clone(),
+        state.metrics().clone(),
+    );
+    let _reloader = portcullis::reload::spawn("certificate", Duration::from_millis(50), certificate);
     let port = running.webhook_addr.port();
 
     let open = client(&first);
@@ -178,7 +183,12 @@ async fn reloads_changed_policies_and_keeps_the_last_good_set() {
     let reloader = portcullis::reload::spawn(
         "policies",
         Duration::from_millis(50),
-        portcullis::reload::Policies::new(volume.root.clone(), sources, state.clone()),
+        portcullis::reload::Policies::new(
+            volume.root.clone(),
+            sources,
+            state.policy_store().clone(),
+            state.metrics().clone(),
+        ),
     );
     let router = webhook_router(state.clone());
     assert!(nodeport_allowed(&router, "staging").await);

@@ -36,8 +36,6 @@ async fn start(name: &str, shutdown_delay: Duration) -> (Running, Certificate) {
         tls_key: dir.join("tls.key"),
         shutdown_delay,
         drain_timeout: Duration::from_secs(5),
-        reload_interval: None,
-        policies: None,
     };
     (server::start(&config, AppState::new(bundled())).await.unwrap(), ca)
 }
@@ -116,8 +114,6 @@ async fn refuses_to_start_with_a_missing_certificate() {
         tls_key: "/nonexistent/tls.key".into(),
         shutdown_delay: Duration::ZERO,
         drain_timeout: Duration::from_secs(1),
-        reload_interval: None,
-        policies: None,
     };
     let err = server::start(&config, AppState::new(bundled())).await.err().expect("start fails");
     assert_eq!(err.to_string(), "cannot read /nonexistent/tls.crt: No such file or directory (os error 2)");

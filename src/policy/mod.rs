@@ -11,6 +11,10 @@
 //! Unknown fields, unknown rule types, bad globs and references to unknown
 //! environments are errors that name the file and the document.
 
+pub mod store;
+
+pub use store::PolicyStore;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,11 @@
 //! development certificates.
 
 pub mod certs;
+pub mod error;
 pub mod review;
 pub mod server;
 pub mod tls;
 
+pub use error::WebhookError;
 pub use server::{AppState, Limits, Running, ServeConfig, ServeError, admin_router, start, webhook_router};
+pub use tls::CertStore;

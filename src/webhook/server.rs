@@ -5,30 +5,32 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum_server::accept::NoDelayAcceptor;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use axum_server::tls_rustls::RustlsAcceptor;
 use hyper_util::rt::TokioTimer;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::error::{Counted, WebhookError};
+use super::review::Review;
+use super::tls::{CertStore, TlsError};
 use crate::cluster::{Lookup, NamespaceCache};
 use crate::engine::{self, NamespaceLabels, PolicySet, Stage};
 use crate::metrics::{self, Metrics};
-use crate::reload;
-use crate::webhook::review::Review;
-use crate::webhook::tls;
+use crate::policy::PolicyStore;
 
 /// Largest accepted review body. An UPDATE carries the object and the old
 /// object, and the API server accepts objects of up to 3 MiB.
@@ -36,7 +38,7 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Shared state of both listeners.
 pub struct AppState {
-    policies: RwLock<Arc<PolicySet>>,
+    policies: Arc<PolicyStore>,
     /// `None` without a cluster: namespace names alone decide.
     namespaces: Option<Arc<NamespaceCache>>,
     metrics: Arc<Metrics>,
@@ -75,19 +77,20 @@ impl AppState {
         metrics: Arc<Metrics>,
         namespaces: Option<Arc<NamespaceCache>>,
     ) -> Arc<AppState> {
-        Self::with_limits(policies, metrics, namespaces, Limits::default())
+        Self::with_limits(PolicyStore::new(policies), metrics, namespaces, Limits::default())
     }
 
-    /// State with explicit overload limits.
+    /// State serving the policies of `store` (which a reloader may swap), with
+    /// explicit overload limits.
     pub fn with_limits(
-        policies: PolicySet,
+        store: Arc<PolicyStore>,
         metrics: Arc<Metrics>,
         namespaces: Option<Arc<NamespaceCache>>,
         limits: Limits,
     ) -> Arc<AppState> {
-        metrics.policies_loaded(policies.len());
+        metrics.policies_loaded(store.current().len());
         Arc::new(AppState {
-            policies: RwLock::new(Arc::new(policies)),
+            policies: store,
             namespaces,
             metrics,
             serving: AtomicBool::new(false),
@@ -98,13 +101,12 @@ impl AppState {
 
     /// The policy set serving now.
     pub fn policies(&self) -> Arc<PolicySet> {
-        self.policies.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.policies.current()
     }
 
-    /// Swaps in a new policy set atomically; in-flight reviews finish with the old one.
-    pub fn replace_policies(&self, policies: PolicySet) {
-        self.metrics.policies_loaded(policies.len());
-        *self.policies.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(policies);
+    /// Where the serving policies are kept, for a reloader to swap them.
+    pub fn policy_store(&self) -> &Arc<PolicyStore> {
+        &self.policies
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -144,41 +146,44 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
 
 /// Bounds the reviews in flight and the time each may take, body included, so
 /// an overload or a slow client gets a fast, clear answer instead of a queue.
+/// Every error answer ([`WebhookError`]) is counted here, once.
 async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let stage = if request.uri().path() == "/mutate" { Stage::Mutate } else { Stage::Validate };
-    let Ok(_permit) = state.in_flight.try_acquire() else {
-        state.metrics.record_error(stage, started.elapsed());
-        debug!(max_in_flight = state.limits.max_in_flight, "overloaded: review refused");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            format!("portcullis is overloaded: {} reviews in flight; retry\n", state.limits.max_in_flight),
-        )
-            .into_response();
-    };
-    match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
-        Ok(response) => response,
+    let response = match state.in_flight.try_acquire() {
         Err(_) => {
-            state.metrics.record_error(stage, started.elapsed());
-            let seconds = state.limits.request_timeout.as_secs_f64();
-            debug!(seconds, "review not received and answered in time");
-            (
-                StatusCode::REQUEST_TIMEOUT,
-                [(header::CONNECTION, "close")],
-                format!("review not received and answered within {seconds}s\n"),
-            )
-                .into_response()
+            debug!(max_in_flight = state.limits.max_in_flight, "overloaded: review refused");
+            WebhookError::Overloaded(state.limits.max_in_flight).into_response()
         }
+        Ok(_permit) => match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                let seconds = state.limits.request_timeout.as_secs_f64();
+                debug!(seconds, "review not received and answered in time");
+                WebhookError::Timeout(seconds).into_response()
+            }
+        },
+    };
+    if response.extensions().get::<Counted>().is_some() {
+        state.metrics.record_error(stage, started.elapsed());
     }
+    response
 }
 
-async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    review(&state, Stage::Validate, &headers, &body).await
+async fn validate(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebhookError> {
+    review(&state, Stage::Validate, &headers, &body?).await
 }
 
-async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    review(&state, Stage::Mutate, &headers, &body).await
+async fn mutate(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebhookError> {
+    review(&state, Stage::Mutate, &headers, &body?).await
 }
 
 async fn healthz() -> &'static str {
@@ -224,20 +229,14 @@ fn webhook_name(stage: Stage) -> &'static str {
 }
 
 /// Answers one AdmissionReview.
-async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]) -> Result<Response, WebhookError> {
     let started = Instant::now();
     if !is_json(headers) {
-        state.metrics.record_error(stage, started.elapsed());
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json\n").into_response();
+        return Err(WebhookError::NotJson);
     }
-    let review = match Review::decode(body) {
-        Ok(review) => review,
-        Err(error) => {
-            state.metrics.record_error(stage, started.elapsed());
-            debug!(webhook = webhook_name(stage), %error, "undecodable review");
-            return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
-        }
-    };
+    let review = Review::decode(body).inspect_err(|error| {
+        debug!(webhook = webhook_name(stage), %error, "undecodable review");
+    })?;
     let lookup = match &state.namespaces {
         Some(cache) if !review.namespace.is_empty() => Some(cache.lookup(&review.namespace).await),
         _ => None,
@@ -271,7 +270,7 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
         findings = decision.findings.len(), patch_ops = decision.patch.0.len(),
         micros = started.elapsed().as_micros() as u64, "reviewed"
     );
-    ([(header::CONTENT_TYPE, "application/json")], response).into_response()
+    Ok(([(header::CONTENT_TYPE, "application/json")], response).into_response())
 }
 
 /// Where and how to serve.
@@ -286,18 +285,13 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     /// The longest in-flight reviews may take to finish on shutdown.
     pub drain_timeout: Duration,
-    /// How often to look for a new certificate and new policies; `None` never.
-    pub reload_interval: Option<Duration>,
-    /// The policy directory and the files the serving set was loaded from, to
-    /// reload it when they change.
-    pub policies: Option<(PathBuf, Vec<(PathBuf, String)>)>,
 }
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("{0}")]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
@@ -310,6 +304,8 @@ pub enum ServeError {
 pub struct Running {
     pub webhook_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The certificate being served, for a reloader to rotate.
+    pub certificate: CertStore,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), ServeError>>,
 }
@@ -326,27 +322,11 @@ impl Running {
     }
 }
 
-/// Binds both listeners and serves until [`Running::shutdown`].
+/// Binds both listeners and serves until [`Running::shutdown`]. Reloading
+/// the certificate and the policies is the caller's (see `crate::reload`).
 pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running, ServeError> {
-    let pair = tls::read_pair(&config.tls_cert, &config.tls_key)?;
-    let loaded = tls::load(&config.tls_cert, &pair.0, &config.tls_key, &pair.1)?;
-    state.metrics.tls_expiry(loaded.not_after as f64);
-    let tls = RustlsConfig::from_config(loaded.config);
-    let mut reloaders = Vec::new();
-    if let Some(interval) = config.reload_interval {
-        let certificate = reload::Certificate::new(
-            config.tls_cert.clone(),
-            config.tls_key.clone(),
-            pair,
-            tls.clone(),
-            state.metrics.clone(),
-        );
-        reloaders.push(reload::spawn("certificate", interval, certificate));
-        if let Some((dir, sources)) = &config.policies {
-            let policies = reload::Policies::new(dir.clone(), sources.clone(), state.clone());
-            reloaders.push(reload::spawn("policies", interval, policies));
-        }
-    }
+    let certificate = CertStore::load(&config.tls_cert, &config.tls_key)?;
+    state.metrics.tls_expiry(certificate.not_after() as f64);
     let bind = |addr: SocketAddr| {
         let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
         listener.set_nonblocking(true)?;
@@ -362,7 +342,8 @@ pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running
     // within the request timeout; the body is bounded by `guard`.
     let timeout = state.limits.request_timeout;
     // TCP_NODELAY: a response must not wait for the client's delayed ACK.
-    let acceptor = RustlsAcceptor::new(tls).handshake_timeout(timeout).acceptor(NoDelayAcceptor::new());
+    let acceptor =
+        RustlsAcceptor::new(certificate.rustls().clone()).handshake_timeout(timeout).acceptor(NoDelayAcceptor::new());
     let mut server = axum_server::from_tcp(webhook_listener)?.acceptor(acceptor).handle(handle.clone());
     server.http_builder().http1().timer(TokioTimer::new()).header_read_timeout(timeout);
     server.http_builder().http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
@@ -399,16 +380,13 @@ pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running
                 webhook.await
             }
         };
-        for reloader in reloaders {
-            reloader.abort();
-        }
         admin_stop.send_replace(true);
         admin.await??;
         result??;
         info!("stopped");
         Ok(())
     });
-    Ok(Running { webhook_addr, admin_addr, stop, task })
+    Ok(Running { webhook_addr, admin_addr, certificate, stop, task })
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
+use axum_server::tls_rustls::RustlsConfig;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -28,6 +30,43 @@ pub struct Loaded {
     pub config: Arc<ServerConfig>,
     /// The serving certificate's notAfter, in Unix seconds.
     pub not_after: i64,
+}
+
+/// The certificate being served: shared by the listener, which hands it to
+/// every new connection, and the reloader, which swaps in a rotated one. Open
+/// connections keep the one they started with.
+#[derive(Clone)]
+pub struct CertStore {
+    rustls: RustlsConfig,
+    not_after: Arc<AtomicI64>,
+}
+
+impl CertStore {
+    /// Loads the pair from its PEM files.
+    pub fn load(cert: &Path, key: &Path) -> Result<CertStore, TlsError> {
+        let pem = read_pair(cert, key)?;
+        let loaded = load(cert, &pem.0, key, &pem.1)?;
+        Ok(CertStore {
+            rustls: RustlsConfig::from_config(loaded.config),
+            not_after: Arc::new(AtomicI64::new(loaded.not_after)),
+        })
+    }
+
+    /// The configuration handed to new connections.
+    pub fn rustls(&self) -> &RustlsConfig {
+        &self.rustls
+    }
+
+    /// The notAfter of the certificate in use, in Unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.not_after.load(Ordering::SeqCst)
+    }
+
+    /// Serves a new, already validated pair to new connections.
+    pub fn replace(&self, loaded: Loaded) {
+        self.rustls.reload_from_config(loaded.config);
+        self.not_after.store(loaded.not_after, Ordering::SeqCst);
+    }
 }
 
 /// Reads a certificate chain and its key from PEM files.
