@@ -301,66 +301,44 @@ impl Environment {
     }
 }
 
-/// A compiled Kubernetes label selector.
+/// A Kubernetes label selector, checked as the API server checks one and
+/// matched by kube-core.
 #[derive(Clone, Debug)]
-struct Selector {
-    requirements: Vec<Requirement>,
-}
-
-#[derive(Clone, Debug)]
-enum Requirement {
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    DoesNotExist(String),
-}
+struct Selector(kube::core::Selector);
 
 impl Selector {
+    /// kube-core's conversion takes `In` with an empty list and `Exists` with
+    /// values, and its errors do not name the field, so we check first.
     fn new(selector: LabelSelector) -> Result<Selector, String> {
-        let mut requirements: Vec<Requirement> = selector
-            .match_labels
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(key, value)| Requirement::In(key, vec![value]))
-            .collect();
-        for expr in selector.match_expressions.unwrap_or_default() {
-            let values = expr.values.unwrap_or_default();
-            let requirement = match expr.operator.as_str() {
-                "In" | "NotIn" if values.is_empty() => {
+        for expr in selector.match_expressions.iter().flatten() {
+            let has_values = expr.values.as_ref().is_some_and(|values| !values.is_empty());
+            match expr.operator.as_str() {
+                "In" | "NotIn" if !has_values => {
                     return Err(format!(
                         "namespaceSelector: operator {} on {:?} needs values",
                         expr.operator, expr.key
                     ));
                 }
-                "In" => Requirement::In(expr.key, values),
-                "NotIn" => Requirement::NotIn(expr.key, values),
-                "Exists" | "DoesNotExist" if !values.is_empty() => {
+                "Exists" | "DoesNotExist" if has_values => {
                     return Err(format!(
                         "namespaceSelector: operator {} on {:?} takes no values",
                         expr.operator, expr.key
                     ));
                 }
-                "Exists" => Requirement::Exists(expr.key),
-                "DoesNotExist" => Requirement::DoesNotExist(expr.key),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
                 other => {
                     return Err(format!(
                         "namespaceSelector: unknown operator {other:?} (expected In, NotIn, Exists or DoesNotExist)"
                     ));
                 }
-            };
-            requirements.push(requirement);
+            }
         }
-        Ok(Selector { requirements })
+        kube::core::Selector::try_from(selector).map(Selector).map_err(|e| format!("namespaceSelector: {e}"))
     }
 
     /// Kubernetes semantics: every requirement must hold; an empty selector matches everything.
     fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.requirements.iter().all(|requirement| match requirement {
-            Requirement::In(key, values) => labels.get(key).is_some_and(|v| values.contains(v)),
-            Requirement::NotIn(key, values) => labels.get(key).is_none_or(|v| !values.contains(v)),
-            Requirement::Exists(key) => labels.contains_key(key),
-            Requirement::DoesNotExist(key) => !labels.contains_key(key),
-        })
+        kube::core::SelectorExt::matches(&self.0, labels)
     }
 }
 
@@ -428,6 +406,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, "namespaceSelector: unknown operator \"Like\" (expected In, NotIn, Exists or DoesNotExist)");
+    }
+
+    #[test]
+    fn selector_rejects_values_the_operator_does_not_take() {
+        let err = |json: &str| Selector::new(serde_json::from_str(json).unwrap()).unwrap_err();
+        let needs = "namespaceSelector: operator In on \"a\" needs values";
+        assert_eq!(err(r#"{"matchExpressions":[{"key":"a","operator":"In"}]}"#), needs);
+        assert_eq!(err(r#"{"matchExpressions":[{"key":"a","operator":"In","values":[]}]}"#), needs);
+        assert_eq!(
+            err(r#"{"matchExpressions":[{"key":"a","operator":"NotIn"}]}"#),
+            "namespaceSelector: operator NotIn on \"a\" needs values"
+        );
+        assert_eq!(
+            err(r#"{"matchExpressions":[{"key":"a","operator":"Exists","values":["x"]}]}"#),
+            "namespaceSelector: operator Exists on \"a\" takes no values"
+        );
+        let empty_list = r#"{"matchExpressions":[{"key":"a","operator":"DoesNotExist","values":[]}]}"#;
+        assert!(Selector::new(serde_json::from_str(empty_list).unwrap()).is_ok());
     }
 
     #[test]
