@@ -3,4 +3,4 @@
 
 pub mod namespaces;
 
-pub use namespaces::{Lookup, NamespaceCache};
+pub use namespaces::{Labels, Lookup, NamespaceCache};

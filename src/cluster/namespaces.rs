@@ -1,9 +1,17 @@
-//! Namespace labels from the API server: a kube-runtime reflector watches
-//! Namespaces into an in-memory store, and each review reads its namespace's
-//! labels from it. A namespace missing from the store (just created) is
-//! fetched with one bounded GET; if that fails too, the review is judged with
-//! unknown labels (fail safe, see [`NamespaceLabels::Unknown`]). Losing the API
-//! server never stops reviews: the last snapshot keeps serving.
+//! Namespace labels from the API server: a kube-runtime watcher follows the
+//! metadata of the cluster's Namespaces, and the cache keeps only what the
+//! engine reads from them, each namespace's labels by name; each review reads
+//! its namespace's labels from it. A namespace missing from the cache (just
+//! created) is fetched with one bounded metadata GET; if that fails too, the
+//! review is judged with unknown labels (fail safe, see
+//! [`NamespaceLabels::Unknown`]). Losing the API server never stops reviews:
+//! the last snapshot keeps serving.
+//!
+//! Every request asks for metadata only (`Accept:
+//! application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`), so the
+//! API server sends no spec or status, and of the metadata only the labels are
+//! kept: annotations (such as kubectl's last-applied-configuration), managed
+//! fields, uid and the rest are dropped as each event is applied.
 //!
 //! When a list or watch fails, the watch starts over with a full list after a
 //! pause of [`RETRY_INITIAL`] doubling up to [`RETRY_MAX`], so the labels follow
@@ -17,14 +25,15 @@
 //! failures); each failure is counted in `portcullis_namespace_watch_errors_total`
 //! and logged at debug.
 
+use std::collections::{BTreeMap, HashMap};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::core::PartialObjectMeta;
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client};
@@ -60,16 +69,24 @@ pub const RETRY_RESET_AFTER: Duration = Duration::from_secs(30);
 const _: () = assert!(RETRY_INITIAL.as_millis() < RETRY_MAX.as_millis());
 const _: () = assert!(RETRY_RESET_AFTER.as_millis() > 2 * RETRY_MAX.as_millis());
 
-/// A watched cache of the cluster's namespaces.
+/// The labels of one namespace, shared between the cache and the reviews reading them.
+pub type Labels = Arc<BTreeMap<String, String>>;
+
+/// The metadata of a Namespace. An `Api` of this type makes every request
+/// metadata-only: kube-runtime's `metadata_watcher` is deprecated in favour of
+/// a plain `watcher` over it, which sends the same requests.
+type NamespaceMeta = PartialObjectMeta<Namespace>;
+
+/// A watched cache of the labels of the cluster's namespaces.
 pub struct NamespaceCache {
-    store: Store<Namespace>,
-    api: Api<Namespace>,
+    labels: LabelMap,
+    api: Api<NamespaceMeta>,
     synced: AtomicBool,
 }
 
 /// The labels found for one namespace, owned so that a review can borrow them.
 pub enum Lookup {
-    Found(Arc<Namespace>),
+    Found(Labels),
     /// Neither the cache nor the API server knows it (or the server did not answer).
     Unknown,
 }
@@ -77,7 +94,7 @@ pub enum Lookup {
 impl Lookup {
     pub fn labels(&self) -> NamespaceLabels<'_> {
         match self {
-            Lookup::Found(namespace) => namespace.metadata.labels.as_ref().into(),
+            Lookup::Found(labels) => NamespaceLabels::Known(labels),
             Lookup::Unknown => NamespaceLabels::Unknown,
         }
     }
@@ -88,11 +105,10 @@ impl NamespaceCache {
     /// ends; after a failure it starts over with a full list (see the module
     /// documentation for the retry schedule and what is logged and counted).
     pub fn start(client: Client, metrics: Arc<Metrics>) -> (Arc<NamespaceCache>, tokio::task::JoinHandle<()>) {
-        let api: Api<Namespace> = Api::all(client);
-        let (store, writer) = reflector::store();
-        let cache = Arc::new(NamespaceCache { store, api: api.clone(), synced: AtomicBool::new(false) });
-        let events = reflector::reflector(writer, relisting_watch(api));
-        let task = tokio::spawn(follow(events, cache.clone(), metrics));
+        let api: Api<NamespaceMeta> = Api::all(client);
+        let cache =
+            Arc::new(NamespaceCache { labels: LabelMap::default(), api: api.clone(), synced: AtomicBool::new(false) });
+        let task = tokio::spawn(follow(relisting_watch(api), cache.clone(), metrics));
         (cache, task)
     }
 
@@ -101,13 +117,30 @@ impl NamespaceCache {
         self.synced.load(Ordering::SeqCst)
     }
 
-    /// The namespace, from the cache or else from one bounded GET.
+    /// The labels of the namespace `name` as the cache holds them, without
+    /// asking the API server.
+    pub fn labels(&self, name: &str) -> Option<Labels> {
+        self.labels.read().get(name).cloned()
+    }
+
+    /// How many namespaces the cache holds.
+    pub fn len(&self) -> usize {
+        self.labels.read().len()
+    }
+
+    /// Whether the cache holds no namespace at all.
+    pub fn is_empty(&self) -> bool {
+        self.labels.read().is_empty()
+    }
+
+    /// The namespace's labels, from the cache or else from one bounded
+    /// metadata GET (which is not added to the cache: the watch alone writes it).
     pub async fn lookup(&self, name: &str) -> Lookup {
-        if let Some(namespace) = self.store.get(&ObjectRef::new(name)) {
-            return Lookup::Found(namespace);
+        if let Some(labels) = self.labels(name) {
+            return Lookup::Found(labels);
         }
         match tokio::time::timeout(LOOKUP_TIMEOUT, self.api.get_opt(name)).await {
-            Ok(Ok(Some(namespace))) => Lookup::Found(Arc::new(namespace)),
+            Ok(Ok(Some(namespace))) => Lookup::Found(labels_of(namespace)),
             Ok(Ok(None)) => Lookup::Unknown,
             Ok(Err(error)) => {
                 warn!(namespace = name, %error, "namespace lookup failed; judging with unknown labels");
@@ -121,15 +154,73 @@ impl NamespaceCache {
     }
 }
 
-type WatchEvents = Pin<Box<dyn Stream<Item = watcher::Result<Event<Namespace>>> + Send>>;
+/// Labels by namespace name. Reviews hold the read lock only to clone an
+/// `Arc`; the watch takes the write lock once per event, and once per
+/// completed list to swap in the new map.
+#[derive(Default)]
+struct LabelMap(RwLock<HashMap<String, Labels>>);
 
-/// Namespace watch events from a kube-runtime watcher that is replaced by a
+impl LabelMap {
+    // A panic while the lock is held leaves the map whole (every write is one
+    // insert, remove or swap), so a poisoned lock is still good to use.
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Labels>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Labels>> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The labels of a namespace's metadata; everything else is dropped here.
+fn labels_of(namespace: NamespaceMeta) -> Labels {
+    Arc::new(namespace.metadata.labels.unwrap_or_default())
+}
+
+/// Applies watch events to the cache as kube-runtime's reflector store does:
+/// a list is gathered aside and replaces the whole map when it completes, so
+/// the last snapshot keeps serving until then and a namespace deleted while
+/// the watch was down is gone after the relist.
+#[derive(Default)]
+struct Writer {
+    /// The list in progress, from `Init` to `InitDone`.
+    list: HashMap<String, Labels>,
+}
+
+impl Writer {
+    fn apply(&mut self, map: &LabelMap, event: Event<NamespaceMeta>) {
+        match event {
+            Event::Init => self.list = HashMap::new(),
+            Event::InitApply(mut namespace) => {
+                if let Some(name) = namespace.metadata.name.take() {
+                    self.list.insert(name, labels_of(namespace));
+                }
+            }
+            Event::InitDone => *map.write() = std::mem::take(&mut self.list),
+            Event::Apply(mut namespace) => {
+                if let Some(name) = namespace.metadata.name.take() {
+                    let labels = labels_of(namespace);
+                    map.write().insert(name, labels);
+                }
+            }
+            Event::Delete(namespace) => {
+                if let Some(name) = &namespace.metadata.name {
+                    map.write().remove(name);
+                }
+            }
+        }
+    }
+}
+
+type WatchEvents = Pin<Box<dyn Stream<Item = watcher::Result<Event<NamespaceMeta>>> + Send>>;
+
+/// Namespace metadata watch events from a kube-runtime watcher that is replaced by a
 /// fresh one (which begins with a full list) after each error, following a
 /// pause from [`RetryBackoff`]. Restarting rather than letting the watcher
 /// resume from its last resource version makes every recovery end in an
 /// `InitDone` that says so: a resumed watch in a quiet cluster sends nothing at
 /// all, and the cache would look stale for as long as no namespace changes.
-fn relisting_watch(api: Api<Namespace>) -> impl Stream<Item = watcher::Result<Event<Namespace>>> + Send {
+fn relisting_watch(api: Api<NamespaceMeta>) -> impl Stream<Item = watcher::Result<Event<NamespaceMeta>>> + Send {
     let watches = futures::stream::unfold(None, move |backoff: Option<ResetTimerBackoff<RetryBackoff>>| {
         let api = api.clone();
         async move {
@@ -142,7 +233,8 @@ fn relisting_watch(api: Api<Namespace>) -> impl Stream<Item = watcher::Result<Ev
                     backoff
                 }
             };
-            Some((through_first_error(Box::pin(watcher(api, watcher::Config::default()))), Some(backoff)))
+            let watch = watcher(api, watcher::Config::default());
+            Some((through_first_error(Box::pin(watch)), Some(backoff)))
         }
     });
     watches.flatten()
@@ -151,7 +243,7 @@ fn relisting_watch(api: Api<Namespace>) -> impl Stream<Item = watcher::Result<Ev
 /// The events of `events` up to and including its first error. The stream is
 /// not polled again after the error, so a kube-runtime watcher makes no retry
 /// of its own.
-fn through_first_error(events: WatchEvents) -> impl Stream<Item = watcher::Result<Event<Namespace>>> + Send {
+fn through_first_error(events: WatchEvents) -> impl Stream<Item = watcher::Result<Event<NamespaceMeta>>> + Send {
     futures::stream::unfold(Some(events), |events| async move {
         let mut events = events?;
         let event = events.next().await?;
@@ -166,14 +258,15 @@ struct Outage {
     errors: u64,
 }
 
-/// Follows the reflector's events: readiness, the stale gauge, the error
-/// counter and the outage log lines.
+/// Follows the watch: applies its events to the cache, and keeps readiness,
+/// the stale gauge, the error counter and the outage log lines.
 async fn follow(
-    events: impl Stream<Item = watcher::Result<Event<Namespace>>>,
+    events: impl Stream<Item = watcher::Result<Event<NamespaceMeta>>>,
     cache: Arc<NamespaceCache>,
     metrics: Arc<Metrics>,
 ) {
     let mut events = pin!(events);
+    let mut writer = Writer::default();
     let mut outage: Option<Outage> = None;
     while let Some(event) = events.next().await {
         let event = match event {
@@ -198,12 +291,14 @@ async fn follow(
                 continue;
             }
         };
-        // The store has already applied the event: after `InitDone` it holds the new list.
-        if matches!(event, Event::InitDone) && !cache.synced.swap(true, Ordering::SeqCst) {
-            info!(namespaces = cache.store.len(), "namespace cache synced");
-        }
+        let done = matches!(event, Event::InitDone);
         // `Init` and `InitApply` come before a list has completed; they prove nothing.
         let current = matches!(event, Event::InitDone | Event::Apply(_) | Event::Delete(_));
+        writer.apply(&cache.labels, event);
+        // After `InitDone` the cache holds the new list.
+        if done && !cache.synced.swap(true, Ordering::SeqCst) {
+            info!(namespaces = cache.len(), "namespace cache synced");
+        }
         if current && let Some(ended) = outage.take() {
             info!(
                 outage = %format_args!("{:.1}s", ended.since.elapsed().as_secs_f64()),
@@ -304,6 +399,70 @@ mod tests {
         assert_eq!(millis(backoff.by_ref().take(6)), [250, 500, 1000, 2000, 4000, 5000]);
         backoff.reset();
         assert_eq!(millis(backoff.take(2)), [250, 500]);
+    }
+
+    fn namespace(name: &str, labels: &[(&str, &str)]) -> NamespaceMeta {
+        let mut namespace = NamespaceMeta::default();
+        namespace.metadata.name = Some(name.to_owned());
+        let labels = labels.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        namespace.metadata.labels = Some(labels);
+        namespace.metadata.annotations = Some([("big".to_owned(), "x".repeat(10_000))].into());
+        namespace
+    }
+
+    fn snapshot(map: &LabelMap) -> BTreeMap<String, BTreeMap<String, String>> {
+        map.read().iter().map(|(name, labels)| (name.clone(), (**labels).clone())).collect()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect()
+    }
+
+    #[test]
+    fn a_list_replaces_the_map_only_once_it_is_complete() {
+        let map = LabelMap::default();
+        let mut writer = Writer::default();
+        writer.apply(&map, Event::Init);
+        writer.apply(&map, Event::InitApply(namespace("shop", &[("environment", "production")])));
+        writer.apply(&map, Event::InitApply(namespace("gone", &[])));
+        assert!(map.read().is_empty(), "nothing before the list is complete");
+        writer.apply(&map, Event::InitDone);
+        let first = snapshot(&map);
+        assert_eq!(first.keys().collect::<Vec<_>>(), ["gone", "shop"]);
+        assert_eq!(first["shop"], labels(&[("environment", "production")]));
+
+        // A relist after a failure: the old snapshot serves until it completes,
+        // then a namespace the new list lacks is gone.
+        writer.apply(&map, Event::Init);
+        writer.apply(&map, Event::InitApply(namespace("shop", &[("environment", "dev")])));
+        assert_eq!(snapshot(&map), first);
+        writer.apply(&map, Event::InitDone);
+        assert_eq!(snapshot(&map), [("shop".to_owned(), labels(&[("environment", "dev")]))].into());
+
+        // A list that fails midway changes nothing; the next one starts afresh.
+        writer.apply(&map, Event::Init);
+        writer.apply(&map, Event::InitApply(namespace("half", &[])));
+        writer.apply(&map, Event::Init);
+        writer.apply(&map, Event::InitDone);
+        assert!(map.read().is_empty(), "an empty cluster lists empty");
+    }
+
+    #[test]
+    fn watch_events_change_one_namespace() {
+        let map = LabelMap::default();
+        let mut writer = Writer::default();
+        writer.apply(&map, Event::Apply(namespace("shop", &[("environment", "production")])));
+        writer.apply(&map, Event::Apply(namespace("blog", &[])));
+        writer.apply(&map, Event::Apply(namespace("shop", &[("environment", "dev")])));
+        writer.apply(&map, Event::Delete(namespace("blog", &[])));
+        assert_eq!(snapshot(&map), [("shop".to_owned(), labels(&[("environment", "dev")]))].into());
+    }
+
+    #[test]
+    fn a_namespace_without_labels_has_empty_labels() {
+        let mut namespace = namespace("bare", &[]);
+        namespace.metadata.labels = None;
+        assert_eq!(*labels_of(namespace), BTreeMap::new());
     }
 
     #[test]
