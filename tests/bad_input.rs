@@ -5,75 +5,26 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{bundled, fixture, in_namespace, install_crypto};
+use common::tls::{DevServer, dev_server, post};
+use common::{bundled, eventually_within, fixture, in_namespace};
 use portcullis::metrics::Metrics;
 use portcullis::policy::PolicyStore;
-use portcullis::webhook::certs::Bundle;
-use portcullis::webhook::{self as server, AppState, Limits, Running, ServeConfig};
+use portcullis::webhook::{AppState, Limits};
 use reqwest::{Client, StatusCode};
-use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Server {
-    running: Running,
-    bundle: Bundle,
-}
-
-async fn start(name: &str, limits: Limits) -> Server {
-    install_crypto();
-    let dir = std::env::temp_dir().join(format!("portcullis-bad-{name}-{}", std::process::id()));
-    let bundle =
-        portcullis::webhook::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 7).unwrap();
-    portcullis::webhook::certs::write(&dir, &bundle).unwrap();
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        tls_cert: dir.join("tls.crt"),
-        tls_key: dir.join("tls.key"),
-        shutdown_delay: Duration::ZERO,
-        drain_timeout: Duration::from_secs(2),
-    };
+async fn start(name: &str, limits: Limits) -> DevServer {
     let state = AppState::with_limits(PolicyStore::new(bundled()), Arc::new(Metrics::new()), None, limits);
-    Server { running: server::start(&config, state).await.unwrap(), bundle }
+    dev_server(&format!("bad-{name}"), state, Duration::ZERO, Duration::from_secs(2)).await
 }
 
-impl Server {
-    fn client(&self, http1: bool) -> Client {
-        let ca = reqwest::Certificate::from_pem(self.bundle.ca_pem.as_bytes()).unwrap();
-        let builder = Client::builder().tls_certs_only([ca]).no_proxy().timeout(Duration::from_secs(10));
-        if http1 { builder.http1_only() } else { builder }.build().unwrap()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.running.webhook_addr.port())
-    }
-
-    /// A raw TLS stream, for clients that misbehave below HTTP.
-    async fn raw(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-        let mut roots = rustls::RootCertStore::empty();
-        let ca = rustls::pki_types::CertificateDer::from_pem_slice(self.bundle.ca_pem.as_bytes()).unwrap();
-        roots.add(ca).unwrap();
-        let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect(self.running.webhook_addr).await.unwrap();
-        connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
-    }
-}
-
-use rustls::pki_types::pem::PemObject;
-
-async fn post(client: &Client, url: &str, content_type: Option<&str>, body: Vec<u8>) -> (StatusCode, String) {
-    let mut request = client.post(url).body(body);
-    if let Some(content_type) = content_type {
-        request = request.header("Content-Type", content_type);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.text().await.unwrap())
+/// [`DevServer::client`] with a 10 s timeout on every request.
+fn client_for(server: &DevServer, http1: bool) -> Client {
+    common::tls::client_builder(&server.bundle, http1).timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 /// A review whose last field is `prefix` + 100,000 nested arrays (closed), then `suffix`.
@@ -96,8 +47,8 @@ fn nodeport_in_production() -> Value {
 }
 
 /// Keeps reviewing a valid request until stopped; counts successes and failures.
-fn healthy_client(server: &Server, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
-    let client = server.client(false);
+fn healthy_client(server: &DevServer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    let client = client_for(server, false);
     let url = server.url("/validate");
     tokio::spawn(async move {
         let (mut ok, mut failures) = (0, Vec::new());
@@ -127,7 +78,7 @@ async fn survives_bad_input_while_a_healthy_client_keeps_working() {
     let json = Some("application/json");
 
     for http1 in [false, true] {
-        let client = server.client(http1);
+        let client = client_for(&server, http1);
         let valid = review_bytes(&fixture("v1.32/service-create-clusterip.json"));
         let cases: Vec<(Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
             (
@@ -205,7 +156,7 @@ async fn survives_bad_input_while_a_healthy_client_keeps_working() {
             Err(err) => assert!(http1 && err.is_request(), "http1={http1}: {err:?}"),
         }
         // That HTTP/1.1 connection is closed by the server; start on a fresh one.
-        let client = server.client(http1);
+        let client = client_for(&server, http1);
 
         // Odd but valid reviews get exact verdicts.
         let mut odd_case = nodeport_in_production();
@@ -298,7 +249,7 @@ async fn refuses_reviews_beyond_the_in_flight_limit_at_once() {
         holders.push(raw);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let client = server.client(false);
+    let client = client_for(&server, false);
     let started = Instant::now();
     let (status, text) =
         post(&client, &server.url("/validate"), Some("application/json"), review_bytes(&nodeport_in_production()))
@@ -311,19 +262,13 @@ async fn refuses_reviews_beyond_the_in_flight_limit_at_once() {
     assert!(started.elapsed() < Duration::from_millis(1500), "refused after {:?}", started.elapsed());
 
     // Once the slow requests time out, reviews are answered again.
-    let served = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(6);
-    while Instant::now() < deadline {
-        let (status, _) =
-            post(&client, &server.url("/validate"), Some("application/json"), review_bytes(&nodeport_in_production()))
-                .await;
-        if status == StatusCode::OK {
-            served.fetch_add(1, Ordering::SeqCst);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(served.load(Ordering::SeqCst), 1, "never answered again after the slow requests timed out");
+    let url = server.url("/validate");
+    let answered = async || {
+        let (status, _) = post(&client, &url, Some("application/json"), review_bytes(&nodeport_in_production())).await;
+        status == StatusCode::OK
+    };
+    eventually_within("reviews are answered again after the slow requests timed out", Duration::from_secs(6), answered)
+        .await;
     drop(holders);
     server.running.shutdown();
     server.running.wait().await.unwrap();

@@ -9,54 +9,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
+use common::http::{call, get, post, post_review};
 use common::{bundled, fixture, in_namespace};
-use http_body_util::BodyExt;
 use portcullis::webhook::{AppState, admin_router, webhook_router};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-}
-
-async fn call(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type =
-        response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply { status, content_type, body }
-}
-
-async fn post(router: &Router, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
-    let mut request = Request::builder().method("POST").uri(path);
-    if let Some(content_type) = content_type {
-        request = request.header(header::CONTENT_TYPE, content_type);
-    }
-    call(router, request.body(Body::from(body)).unwrap()).await
-}
-
-async fn review(router: &Router, path: &str, body: &Value) -> Value {
-    let reply = post(router, path, Some("application/json"), serde_json::to_vec(body).unwrap()).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert_eq!(reply.content_type, "application/json");
-    reply.json()
-}
-
-async fn get(router: &Router, path: &str) -> Reply {
-    call(router, Request::builder().uri(path).body(Body::empty()).unwrap()).await
-}
 
 fn routers() -> (Arc<AppState>, Router, Router) {
     let state = AppState::new(bundled());
@@ -85,7 +41,7 @@ async fn answers_every_real_api_server_review_with_its_uid_and_version() {
     for name in names {
         let body = fixture(&name);
         let path = if name.contains(".mutating.") { "/mutate" } else { "/validate" };
-        let out = review(&webhook, path, &body).await;
+        let out = post_review(&webhook, path, &body).await;
         assert_eq!(out["apiVersion"], body["apiVersion"], "{name}");
         assert_eq!(out["kind"], "AdmissionReview", "{name}");
         assert_eq!(out["response"]["uid"], body["request"]["uid"], "{name}");
@@ -99,7 +55,7 @@ async fn answers_every_real_api_server_review_with_its_uid_and_version() {
 async fn rejects_nodeport_in_production_with_403_forbidden() {
     let (_, webhook, _) = routers();
     let body = in_namespace(fixture("v1.32/service-create-nodeport.json"), "production");
-    let out = review(&webhook, "/validate", &body).await;
+    let out = post_review(&webhook, "/validate", &body).await;
     assert_eq!(
         out,
         json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
@@ -115,7 +71,7 @@ async fn rejects_nodeport_in_production_with_403_forbidden() {
 async fn answers_v1beta1_reviews_in_v1beta1() {
     let (_, webhook, _) = routers();
     let body = in_namespace(fixture("v1.32/service-create-nodeport.admissionreview-v1beta1.json"), "prod-eu");
-    let out = review(&webhook, "/validate", &body).await;
+    let out = post_review(&webhook, "/validate", &body).await;
     assert_eq!(out["apiVersion"], "admission.k8s.io/v1beta1");
     assert_eq!(out["response"]["uid"], "39b2a05d-7ea5-4364-906b-57efe623bddc");
     assert_eq!(out["response"]["allowed"], false);
@@ -125,7 +81,7 @@ async fn answers_v1beta1_reviews_in_v1beta1() {
 #[tokio::test]
 async fn denies_plain_http_ingress_without_the_advice_of_warn_policies() {
     let (_, webhook, _) = routers();
-    let out = review(&webhook, "/validate", &fixture("v1.32/ingress-create.json")).await;
+    let out = post_review(&webhook, "/validate", &fixture("v1.32/ingress-create.json")).await;
     assert_eq!(
         out["response"],
         json!({
@@ -142,7 +98,7 @@ async fn an_allowed_request_carries_the_warnings_of_warn_policies() {
     let (_, webhook, _) = routers();
     let mut body = in_namespace(fixture("v1.32/service-create-loadbalancer.json"), "prod");
     body["request"]["object"]["spec"]["loadBalancerSourceRanges"] = json!(["203.0.113.0/24"]);
-    let out = review(&webhook, "/validate", &body).await;
+    let out = post_review(&webhook, "/validate", &body).await;
     assert_eq!(out["response"]["allowed"], true);
     assert_eq!(
         out["response"]["warnings"],
@@ -155,9 +111,10 @@ async fn an_allowed_request_carries_the_warnings_of_warn_policies() {
 #[tokio::test]
 async fn dry_run_gets_the_same_verdict_and_is_labelled_in_metrics() {
     let (_, webhook, admin) = routers();
-    let wet = review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "prod")).await;
+    let wet =
+        post_review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "prod")).await;
     let dry =
-        review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport-dryrun.json"), "prod"))
+        post_review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport-dryrun.json"), "prod"))
             .await;
     assert_eq!(dry["response"]["allowed"], false);
     assert_eq!(
@@ -180,8 +137,9 @@ async fn dry_run_gets_the_same_verdict_and_is_labelled_in_metrics() {
 #[tokio::test]
 async fn metrics_count_rejections_by_policy() {
     let (_, webhook, admin) = routers();
-    review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "production")).await;
-    review(&webhook, "/validate", &fixture("v1.32/service-create-clusterip.json")).await;
+    post_review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "production"))
+        .await;
+    post_review(&webhook, "/validate", &fixture("v1.32/service-create-clusterip.json")).await;
     let openmetrics = call(
         &admin,
         Request::builder()
@@ -259,7 +217,7 @@ async fn accepts_large_reviews_and_answers_413_beyond_8_mib() {
     let (_, webhook, _) = routers();
     let mut big = fixture("v1.32/service-create-clusterip.json");
     big["request"]["object"]["metadata"]["annotations"]["example.com/blob"] = json!("x".repeat(7 * 1024 * 1024));
-    let out = review(&webhook, "/validate", &big).await;
+    let out = post_review(&webhook, "/validate", &big).await;
     assert_eq!(out["response"]["allowed"], true);
 
     let mut huge = fixture("v1.32/service-create-clusterip.json");
@@ -280,7 +238,7 @@ fn apply(object: &Value, patch_b64: &str) -> Value {
 async fn mutates_a_tls_ingress_and_a_second_pass_changes_nothing() {
     let (_, webhook, _) = routers();
     let mut body = fixture("v1.32/ingress-create-tls.json");
-    let out = review(&webhook, "/mutate", &body).await;
+    let out = post_review(&webhook, "/mutate", &body).await;
     assert_eq!(out["response"]["allowed"], true);
     assert_eq!(out["response"]["patchType"], "JSONPatch");
     let patch_b64 = out["response"]["patch"].as_str().expect("patch is a base64 string");
@@ -296,7 +254,7 @@ async fn mutates_a_tls_ingress_and_a_second_pass_changes_nothing() {
     assert_eq!(patched, expected);
 
     body["request"]["object"] = patched;
-    let again = review(&webhook, "/mutate", &body).await;
+    let again = post_review(&webhook, "/mutate", &body).await;
     assert_eq!(again["response"], json!({"uid": "d919d2c5-719a-4d75-b69e-41b480cfcccd", "allowed": true}));
 }
 
@@ -308,7 +266,7 @@ async fn mutation_creates_the_missing_annotations_map_and_escapes_keys() {
     object["metadata"].as_object_mut().unwrap().remove("annotations");
     object["spec"]["ingressClassName"] = json!("gce");
     let original = object.clone();
-    let out = review(&webhook, "/mutate", &body).await;
+    let out = post_review(&webhook, "/mutate", &body).await;
     let patch_b64 = out["response"]["patch"].as_str().unwrap();
     let patch_json: Value =
         serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(patch_b64).unwrap()).unwrap();
@@ -333,7 +291,7 @@ async fn mutate_adds_grpc_and_websocket_defaults_together() {
         path["backend"]["service"]["port"] = json!({"name": "grpc-api"});
     }
     let original = object.clone();
-    let out = review(&webhook, "/mutate", &body).await;
+    let out = post_review(&webhook, "/mutate", &body).await;
     let patched = apply(&original, out["response"]["patch"].as_str().unwrap());
     assert_eq!(
         patched["metadata"]["annotations"],
@@ -361,12 +319,12 @@ async fn mutations_are_counted_once_per_returned_patch() {
     let (_, webhook, admin) = routers();
     let mut body = fixture("v1.32/ingress-create-tls.json");
     // Validation never patches; a mutation that adds nothing returns no patch.
-    review(&webhook, "/validate", &body).await;
-    let plain = review(&webhook, "/mutate", &fixture("v1.32/ingress-create.json")).await;
+    post_review(&webhook, "/validate", &body).await;
+    let plain = post_review(&webhook, "/mutate", &fixture("v1.32/ingress-create.json")).await;
     assert_eq!(plain["response"].get("patch"), None);
     assert_eq!(mutation_samples(&admin).await, Vec::<String>::new());
 
-    let out = review(&webhook, "/mutate", &body).await;
+    let out = post_review(&webhook, "/mutate", &body).await;
     let patch = out["response"]["patch"].as_str().expect("a patch is returned");
     let counted =
         vec![r#"portcullis_mutations_total{policy="https-redirect",kind="Ingress",dry_run="false"} 1"#.to_owned()];
@@ -376,13 +334,13 @@ async fn mutations_are_counted_once_per_returned_patch() {
     // is missing, no patch is returned, nothing more is counted.
     let mut again = body.clone();
     again["request"]["object"] = apply(&body["request"]["object"], patch);
-    let out = review(&webhook, "/mutate", &again).await;
+    let out = post_review(&webhook, "/mutate", &again).await;
     assert_eq!(out["response"].get("patch"), None);
     assert_eq!(mutation_samples(&admin).await, counted);
 
     // A dry run gets the same patch and is counted apart.
     body["request"]["dryRun"] = json!(true);
-    let dry = review(&webhook, "/mutate", &body).await;
+    let dry = post_review(&webhook, "/mutate", &body).await;
     assert_eq!(dry["response"]["patch"], patch);
     assert_eq!(
         mutation_samples(&admin).await,
@@ -396,9 +354,9 @@ async fn mutations_are_counted_once_per_returned_patch() {
 #[tokio::test]
 async fn validate_never_patches_and_mutate_never_denies() {
     let (_, webhook, _) = routers();
-    let tls = review(&webhook, "/validate", &fixture("v1.32/ingress-create-tls.json")).await;
+    let tls = post_review(&webhook, "/validate", &fixture("v1.32/ingress-create-tls.json")).await;
     assert_eq!(tls["response"].get("patch"), None);
-    let plain = review(&webhook, "/mutate", &fixture("v1.32/ingress-create.json")).await;
+    let plain = post_review(&webhook, "/mutate", &fixture("v1.32/ingress-create.json")).await;
     assert_eq!(plain["response"], json!({"uid": "9dd87190-37c6-404e-bde0-64fc830d2e05", "allowed": true}));
 }
 
@@ -406,13 +364,13 @@ async fn validate_never_patches_and_mutate_never_denies() {
 async fn delete_and_unknown_kinds_are_allowed_untouched() {
     let (_, webhook, _) = routers();
     let delete = in_namespace(fixture("v1.32/service-delete.json"), "production");
-    let out = review(&webhook, "/validate", &delete).await;
+    let out = post_review(&webhook, "/validate", &delete).await;
     assert_eq!(out["response"], json!({"uid": delete["request"]["uid"], "allowed": true}));
 
     let mut pod = fixture("v1.32/service-create-clusterip.json");
     pod["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Pod"});
     pod["request"]["object"] = json!({"kind": "Pod", "spec": {"containers": 7}});
-    let out = review(&webhook, "/validate", &pod).await;
+    let out = post_review(&webhook, "/validate", &pod).await;
     assert_eq!(out["response"], json!({"uid": pod["request"]["uid"], "allowed": true}));
 }
 
@@ -421,7 +379,7 @@ async fn kinds_match_case_insensitively() {
     let (_, webhook, _) = routers();
     let mut body = in_namespace(fixture("v1.32/service-create-nodeport.json"), "production");
     body["request"]["kind"]["kind"] = json!("SERVICE");
-    let out = review(&webhook, "/validate", &body).await;
+    let out = post_review(&webhook, "/validate", &body).await;
     assert_eq!(out["response"]["allowed"], false);
 }
 
@@ -442,8 +400,9 @@ async fn probes_report_health_and_readiness() {
 #[tokio::test]
 async fn a_scrape_passes_promtool_check_metrics() {
     let (_, webhook, admin) = routers();
-    review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "production")).await;
-    review(&webhook, "/mutate", &fixture("v1.32/ingress-create-tls.json")).await;
+    post_review(&webhook, "/validate", &in_namespace(fixture("v1.32/service-create-nodeport.json"), "production"))
+        .await;
+    post_review(&webhook, "/mutate", &fixture("v1.32/ingress-create-tls.json")).await;
     post(&webhook, "/validate", Some("text/plain"), b"x".to_vec()).await;
     let scrape = get(&admin, "/metrics").await.text();
     let promtool = std::process::Command::new("promtool")

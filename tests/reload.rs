@@ -4,13 +4,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{bundled, fixture, in_namespace, install_crypto, repo};
-use portcullis::webhook::{self as server, AppState, ServeConfig, webhook_router};
-use reqwest::{Certificate, Client, StatusCode};
-use serde_json::Value;
-use tower::ServiceExt;
+use common::http::post_review;
+use common::tls::{client_builder, dev_bundle, serve_config};
+use common::{bundled, eventually, fixture, in_namespace, install_crypto, repo};
+use portcullis::webhook::certs::Bundle;
+use portcullis::webhook::{self as server, AppState, webhook_router};
+use reqwest::{Client, StatusCode};
 
 /// A volume laid out like kubelet's: `..data` → a timestamped directory, and
 /// each file a symlink through `..data`.
@@ -54,17 +55,16 @@ fn as_refs(files: &[(String, String)]) -> Vec<(&str, String)> {
     files.iter().map(|(name, text)| (name.as_str(), text.clone())).collect()
 }
 
-fn pair(bundle: &portcullis::webhook::certs::Bundle) -> Vec<(&'static str, String)> {
+fn pair(bundle: &Bundle) -> Vec<(&'static str, String)> {
     vec![("tls.crt", bundle.cert_pem.clone()), ("tls.key", bundle.key_pem.clone())]
 }
 
-fn bundle() -> portcullis::webhook::certs::Bundle {
-    portcullis::webhook::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 30).unwrap()
+fn bundle() -> Bundle {
+    dev_bundle(30)
 }
 
-fn client(ca: &portcullis::webhook::certs::Bundle) -> Client {
-    let ca = Certificate::from_pem(ca.ca_pem.as_bytes()).unwrap();
-    Client::builder().tls_certs_only([ca]).no_proxy().pool_idle_timeout(Duration::from_secs(60)).build().unwrap()
+fn client(ca: &Bundle) -> Client {
+    client_builder(ca, false).pool_idle_timeout(Duration::from_secs(60)).build().unwrap()
 }
 
 async fn healthz(client: &Client, port: u16) -> Result<reqwest::Version, reqwest::Error> {
@@ -87,28 +87,13 @@ fn untrusted(result: Result<reqwest::Version, reqwest::Error>) -> bool {
     false
 }
 
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !condition().await {
-        assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 #[tokio::test]
 async fn rotates_the_certificate_on_a_symlink_swap_without_dropping_connections() {
     install_crypto();
     let (first, second) = (bundle(), bundle());
     let mut volume = Volume::new("tls", &pair(&first));
     let state = AppState::new(bundled());
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        tls_cert: volume.path("tls.crt"),
-        tls_key: volume.path("tls.key"),
-        shutdown_delay: Duration::ZERO,
-        drain_timeout: Duration::from_secs(2),
-    };
+    let config = serve_config(volume.path("tls.crt"), volume.path("tls.key"));
     let running = server::start(&config, state.clone()).await.unwrap();
     let certificate = portcullis::reload::Certificate::new(
         config.tls_cert.clone(),
@@ -159,14 +144,8 @@ async fn rotates_the_certificate_on_a_symlink_swap_without_dropping_connections(
 }
 
 async fn nodeport_allowed(router: &axum::Router, namespace: &str) -> bool {
-    let body = serde_json::to_vec(&in_namespace(fixture("v1.32/service-create-nodeport.json"), namespace)).unwrap();
-    let request = axum::http::Request::post("/validate")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body))
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
-    serde_json::from_slice::<Value>(&bytes).unwrap()["response"]["allowed"].as_bool().unwrap()
+    let body = in_namespace(fixture("v1.32/service-create-nodeport.json"), namespace);
+    post_review(router, "/validate", &body).await["response"]["allowed"].as_bool().unwrap()
 }
 
 #[tokio::test]

@@ -1,7 +1,20 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests. Each test crate compiles all of
+//! them (`mod common;`) and uses a few, hence `dead_code` is allowed here.
+//!
+//! - this file: the repository, the bundled policies, captured fixtures,
+//!   AdmissionReview builders, the crypto provider and [`eventually`];
+//! - [`http`]: the routers called in process (`tower::ServiceExt::oneshot`);
+//! - [`tls`]: the real server over TLS on 127.0.0.1:0 and clients that trust it;
+//! - [`manifests`]: `manifests/` rendered with kubectl or kustomize, read as
+//!   k8s-openapi types.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod manifests;
+pub mod tls;
+
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use portcullis::engine::PolicySet;
 use serde_json::{Value, json};
@@ -58,4 +71,18 @@ pub fn review(operation: &str, namespace: &str, object: Value, old_object: Optio
 /// Installs the one rustls crypto provider (ring); fine to call from every test.
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Polls `condition` every 25 ms until it holds; fails the test after 10 s.
+pub async fn eventually(what: &str, condition: impl AsyncFnMut() -> bool) {
+    eventually_within(what, Duration::from_secs(10), condition).await
+}
+
+/// Polls `condition` every 25 ms until it holds; fails the test after `timeout`.
+pub async fn eventually_within(what: &str, timeout: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !condition().await {
+        assert!(started.elapsed() < timeout, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }

@@ -1,0 +1,44 @@
+//! RBAC: the ServiceAccount the pods run as may only read namespaces.
+
+mod common;
+
+use common::manifests::{NAMESPACE, base, pod_spec, strings};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+
+#[test]
+fn rbac_only_reads_namespaces() {
+    let manifests = base();
+    let role: ClusterRole = manifests.get("ClusterRole", "portcullis");
+    assert_eq!(role.aggregation_rule, None);
+    assert_eq!(
+        role.rules,
+        Some(vec![PolicyRule {
+            api_groups: strings(&[""]),
+            resources: strings(&["namespaces"]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..Default::default()
+        }])
+    );
+    let binding: ClusterRoleBinding = manifests.get("ClusterRoleBinding", "portcullis");
+    assert_eq!(
+        binding.role_ref,
+        RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "portcullis".into(),
+        }
+    );
+    assert_eq!(
+        binding.subjects,
+        Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "portcullis".into(),
+            namespace: Some(NAMESPACE.into()),
+            api_group: None,
+        }])
+    );
+    let account: ServiceAccount = manifests.get("ServiceAccount", "portcullis");
+    assert_eq!(account.metadata.namespace.as_deref(), Some(NAMESPACE));
+    assert_eq!(pod_spec(&manifests).service_account_name.as_deref(), Some("portcullis"));
+}
