@@ -6,6 +6,9 @@
 //!   metrics): `evaluate(&Input, &PolicySet, NamespaceLabels) -> Decision`.
 //! - [`admission`]: the request model, the one way into the engine: a
 //!   [`admission::Review`] decoded from the wire or built from a manifest.
+//! - [`documents`]: finding YAML/JSON files and reading their documents (with
+//!   lines, original text and field paths for errors), shared by [`policy`],
+//!   [`check`] and [`suite`].
 //! - [`policy`]: loading and validating the YAML policy files into an
 //!   [`engine::PolicySet`], and the [`policy::PolicyStore`] that serves one.
 //! - [`metrics`]: the Prometheus metrics recorded around the engine.
@@ -20,6 +23,7 @@ pub mod admission;
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod documents;
 pub mod engine;
 pub mod fuzzing;
 pub mod metrics;

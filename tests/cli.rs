@@ -42,8 +42,8 @@ fn an_invalid_policy_set_is_refused_by_policies_and_serve() {
     )
     .unwrap();
     let expected = format!(
-        "portcullis: {}: Policy \"bad\": unknown variant `serviceTyp`, expected one of `serviceType`, `externalIPs`, \
-         `sourceRanges`, `ingressTls`, `ingressAuth`, `forbiddenAnnotations`, `setAnnotations`\n",
+        "portcullis: {}:5: Policy \"bad\": spec.rule.serviceTyp: unknown variant `serviceTyp`, expected one of \
+         `serviceType`, `externalIPs`, `sourceRanges`, `ingressTls`, `ingressAuth`, `forbiddenAnnotations`, `setAnnotations`\n",
         dir.join("bad.yaml").display()
     );
     let out = portcullis().args(["policies", "--policies"]).arg(&dir).output().unwrap();
