@@ -120,6 +120,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_delay: args.shutdown_delay,
         drain_timeout: args.drain_timeout,
     };
+    // Listen for SIGTERM before anything says "serving", so an early one is not lost.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let running = server::start(&config, state).await?;
     // Dropped (and so stopped) when serving ends.
     let _reloaders = (!args.reload_interval.is_zero()).then(|| {
@@ -128,7 +130,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let policies = reload::Policies::new(args.policies, sources, store, metrics);
         Reloaders::start(args.reload_interval, certificate, Some(policies))
     });
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = terminate.recv() => info!(signal = "SIGTERM", "shutdown requested"),
         _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "shutdown requested"),
