@@ -1,6 +1,6 @@
-//! The case documents: their types, reading them from files, and what a case
-//! must get right before it runs (see the [module documentation](super) for the
-//! format).
+//! The case documents: their types, reading them from files (found and split
+//! by the shared [`documents`] reader), and what a case must get right before
+//! it runs (see the [module documentation](super) for the format).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::admission::DEFAULT_NAMESPACE;
+use crate::documents::{self, Finder, Format, ParseError, ReadError, YAML_EXTENSIONS};
 use crate::engine::{Operation, Stage};
 use crate::policy::API_VERSION;
 
@@ -33,6 +34,19 @@ pub enum SuiteError {
     },
     #[error("{dir}: no {KIND} documents found")]
     Empty { dir: PathBuf },
+}
+
+impl From<ReadError> for SuiteError {
+    fn from(error: ReadError) -> SuiteError {
+        SuiteError::Io { path: error.path, source: error.source }
+    }
+}
+
+impl SuiteError {
+    /// Our wording for the shared reader's `file:line: message`.
+    fn yaml(file: &Path, error: ParseError) -> SuiteError {
+        SuiteError::Yaml { file: file.to_owned(), message: format!("line {}: {}", error.line, error.message) }
+    }
 }
 
 fn subject(name: &Option<String>) -> String {
@@ -208,10 +222,11 @@ pub fn parse_cases(file: &Path, text: &str) -> Result<Vec<Case>, SuiteError> {
 }
 
 fn parse_with_policy(file: &Path, policy: &str, text: &str) -> Result<Vec<Case>, SuiteError> {
-    let values: Vec<Value> = serde_saphyr::from_str_multiple(text)
-        .map_err(|e| SuiteError::Yaml { file: file.to_owned(), message: e.to_string().replace('\n', " ") })?;
+    let documents = documents::parse(&file.display().to_string(), text, Format::Yaml)
+        .map_err(|error| SuiteError::yaml(file, error))?;
     let mut cases: Vec<Case> = Vec::new();
-    for (index, value) in values.into_iter().enumerate() {
+    // Empty (null) documents are not counted.
+    for (index, value) in documents.into_iter().map(|d| d.value).filter(|v| !v.is_null()).enumerate() {
         let document = index + 1;
         let name = value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned);
         let invalid =
@@ -240,33 +255,16 @@ fn parse_with_policy(file: &Path, policy: &str, text: &str) -> Result<Vec<Case>,
 
 /// The `*.yaml` / `*.yml` files under `dir`, recursively, sorted; hidden files
 /// and directories are skipped.
-fn case_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SuiteError> {
-    let io = |source| SuiteError::Io { path: dir.to_owned(), source };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            case_files(&path, files)?;
-        } else if (name.ends_with(".yaml") || name.ends_with(".yml")) && path.is_file() {
-            files.push(path);
-        }
-    }
-    Ok(())
-}
+const CASE_FILES: Finder = Finder::new(YAML_EXTENSIONS).recursive(true);
 
 /// Loads every case under `dir` (searched recursively), in file name order. A
 /// case's policy is the name of the directory holding its file, so `dir` may be
 /// a whole suite (`policies/tests`) or one policy's directory.
 pub fn load_cases(dir: &Path) -> Result<Vec<Case>, SuiteError> {
-    let mut files = Vec::new();
-    case_files(dir, &mut files)?;
-    files.sort();
+    let files = CASE_FILES.find(dir)?;
     let mut cases: Vec<Case> = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| SuiteError::Io { path: file.clone(), source })?;
+        let text = documents::read_file(&file)?;
         // `dir` itself may be `.`, which names no policy.
         let policy = policy_of(&file)
             .or_else(|| std::fs::canonicalize(file.parent()?).ok().as_deref().and_then(policy_of_dir))
@@ -405,11 +403,23 @@ mod tests {
             parse("p", &good.replace("PolicyTest", "Policy")).unwrap_err(),
             "tests/p/cases.yaml: document 1 (PolicyTest \"good\"): kind must be PolicyTest, not \"Policy\""
         );
+        // Empty documents are not counted.
+        assert_eq!(
+            parse(
+                "p",
+                &format!("---\n# none\n---\nnull\n---\n{good}---\n~\n---\n{}", good.replace("PolicyTest", "Policy"))
+            )
+            .unwrap_err(),
+            "tests/p/cases.yaml: document 2 (PolicyTest \"good\"): kind must be PolicyTest, not \"Policy\""
+        );
         assert_eq!(
             parse("p", "apiVersion: v1\nkind: PolicyTest\n").unwrap_err(),
             "tests/p/cases.yaml: document 1: apiVersion must be portcullis.dev/v1alpha1, not \"v1\""
         );
-        assert!(parse("p", "key: [unclosed\n").unwrap_err().starts_with("tests/p/cases.yaml: YAML: "));
+        assert_eq!(
+            parse("p", &format!("{good}---\nkey: [unclosed\n")).unwrap_err(),
+            "tests/p/cases.yaml: YAML: line 8: unclosed bracket '['"
+        );
         assert_eq!(
             parse_cases(Path::new("cases.yaml"), &good).unwrap_err().to_string(),
             "cases.yaml: document 1: cannot tell the policy under test; put the file in a directory named after \
