@@ -213,6 +213,11 @@ pub fn parse(name: &str, text: &str, format: Format) -> Result<Vec<Document>, Pa
 /// Whether a line (without its line break) starts a document's content: not
 /// blank, a comment, a `---` separator, a `...` end marker or a `%` directive.
 fn is_content(bare: &str) -> bool {
+    if is_separator(bare) {
+        // `--- {a: 1}` or `--- text`: the document starts on the separator line.
+        let rest = bare[3..].trim_start();
+        return !rest.is_empty() && !rest.starts_with('#');
+    }
     let trimmed = bare.trim_start();
     !(trimmed.is_empty() || trimmed.starts_with('#') || is_separator(bare) || bare == "..." || bare.starts_with('%'))
 }
@@ -768,6 +773,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_document_may_start_on_its_separator_line() {
+        let text = "a: 1\n--- {b: 2}\n--- # only a comment\nc: 3\n";
+        let docs = parse("m.yaml", text, Format::Yaml).unwrap();
+        let values: Vec<&Value> = docs.iter().map(|d| &d.value).collect();
+        assert_eq!(values, [&json!({"a": 1}), &json!({"b": 2}), &json!({"c": 3})]);
+        assert_eq!(docs.iter().map(|d| d.line).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(docs.iter().map(|d| d.text.as_str()).collect::<String>(), text);
+        let scalars = parse("m.yaml", "--- a\n--- b\n", Format::Yaml).unwrap();
+        assert_eq!(scalars.iter().map(|d| d.value.clone()).collect::<Vec<_>>(), [json!("a"), json!("b")]);
     }
 
     #[test]
