@@ -4,6 +4,7 @@
 //! `rule: {serviceType: {forbidden: [NodePort]}}`. Unknown rule types and
 //! unknown parameters are load errors.
 
+pub mod annotation_values;
 pub mod external_ips;
 pub mod forbidden_annotations;
 pub mod ingress_auth;
@@ -58,6 +59,7 @@ pub enum Rule {
     IngressAuth(ingress_auth::IngressAuth),
     ForbiddenAnnotations(forbidden_annotations::ForbiddenAnnotations),
     SetAnnotations(set_annotations::SetAnnotations),
+    AnnotationValues(annotation_values::AnnotationValues),
 }
 
 const SERVICE: &[Kind] = &[Kind::Service];
@@ -75,6 +77,7 @@ impl Rule {
             Rule::IngressAuth(_) => "ingressAuth",
             Rule::ForbiddenAnnotations(_) => "forbiddenAnnotations",
             Rule::SetAnnotations(_) => "setAnnotations",
+            Rule::AnnotationValues(_) => "annotationValues",
         }
     }
 
@@ -84,6 +87,7 @@ impl Rule {
             Rule::ServiceType(_) | Rule::ExternalIps(_) => SERVICE,
             Rule::IngressTls(_) | Rule::IngressAuth(_) => INGRESS,
             Rule::SourceRanges(_) | Rule::ForbiddenAnnotations(_) | Rule::SetAnnotations(_) => BOTH,
+            Rule::AnnotationValues(_) => BOTH,
         }
     }
 
@@ -106,6 +110,11 @@ impl Rule {
             (Rule::IngressTls(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
             (Rule::IngressAuth(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
             (Rule::ForbiddenAnnotations(rule), object) => {
+                if let Some(metadata) = object.metadata() {
+                    rule.check(metadata, &mut findings)
+                }
+            }
+            (Rule::AnnotationValues(rule), object) => {
                 if let Some(metadata) = object.metadata() {
                     rule.check(metadata, &mut findings)
                 }
