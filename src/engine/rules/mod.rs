@@ -8,10 +8,12 @@ pub mod annotation_values;
 pub mod external_ips;
 pub mod forbidden_annotations;
 pub mod ingress_auth;
+pub mod ingress_paths;
 pub mod ingress_tls;
 pub mod service_type;
 pub mod set_annotations;
 pub mod source_ranges;
+pub mod wildcard_hosts;
 
 use serde::Deserialize;
 
@@ -60,6 +62,8 @@ pub enum Rule {
     ForbiddenAnnotations(forbidden_annotations::ForbiddenAnnotations),
     SetAnnotations(set_annotations::SetAnnotations),
     AnnotationValues(annotation_values::AnnotationValues),
+    IngressPaths(ingress_paths::IngressPaths),
+    WildcardHosts(wildcard_hosts::WildcardHosts),
 }
 
 const SERVICE: &[Kind] = &[Kind::Service];
@@ -78,6 +82,8 @@ impl Rule {
             Rule::ForbiddenAnnotations(_) => "forbiddenAnnotations",
             Rule::SetAnnotations(_) => "setAnnotations",
             Rule::AnnotationValues(_) => "annotationValues",
+            Rule::IngressPaths(_) => "ingressPaths",
+            Rule::WildcardHosts(_) => "wildcardHosts",
         }
     }
 
@@ -86,6 +92,7 @@ impl Rule {
         match self {
             Rule::ServiceType(_) | Rule::ExternalIps(_) => SERVICE,
             Rule::IngressTls(_) | Rule::IngressAuth(_) => INGRESS,
+            Rule::IngressPaths(_) | Rule::WildcardHosts(_) => INGRESS,
             Rule::SourceRanges(_) | Rule::ForbiddenAnnotations(_) | Rule::SetAnnotations(_) => BOTH,
             Rule::AnnotationValues(_) => BOTH,
         }
@@ -109,6 +116,8 @@ impl Rule {
             (Rule::SourceRanges(rule), Object::Ingress(ingress)) => rule.check_ingress(ingress, subject, &mut findings),
             (Rule::IngressTls(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
             (Rule::IngressAuth(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
+            (Rule::IngressPaths(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
+            (Rule::WildcardHosts(rule), Object::Ingress(ingress)) => rule.check(ingress, &mut findings),
             (Rule::ForbiddenAnnotations(rule), object) => {
                 if let Some(metadata) = object.metadata() {
                     rule.check(metadata, &mut findings)
