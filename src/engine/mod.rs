@@ -8,6 +8,7 @@ pub mod controller;
 pub mod decision;
 pub mod glob;
 pub mod input;
+pub mod load_balancer;
 pub mod object;
 pub mod patch;
 pub mod policy;

@@ -6,6 +6,7 @@
 
 pub mod annotation_values;
 pub mod external_ips;
+pub mod external_name;
 pub mod forbidden_annotations;
 pub mod ingress_auth;
 pub mod ingress_paths;
@@ -56,6 +57,7 @@ pub enum Rule {
     ServiceType(service_type::ServiceType),
     #[serde(rename = "externalIPs")]
     ExternalIps(external_ips::ExternalIps),
+    ExternalName(external_name::ExternalName),
     SourceRanges(source_ranges::SourceRanges),
     IngressTls(ingress_tls::IngressTls),
     IngressAuth(ingress_auth::IngressAuth),
@@ -76,6 +78,7 @@ impl Rule {
         match self {
             Rule::ServiceType(_) => "serviceType",
             Rule::ExternalIps(_) => "externalIPs",
+            Rule::ExternalName(_) => "externalName",
             Rule::SourceRanges(_) => "sourceRanges",
             Rule::IngressTls(_) => "ingressTls",
             Rule::IngressAuth(_) => "ingressAuth",
@@ -91,6 +94,7 @@ impl Rule {
     pub fn kinds(&self) -> &'static [Kind] {
         match self {
             Rule::ServiceType(_) | Rule::ExternalIps(_) => SERVICE,
+            Rule::ExternalName(_) => SERVICE,
             Rule::IngressTls(_) | Rule::IngressAuth(_) => INGRESS,
             Rule::IngressPaths(_) | Rule::WildcardHosts(_) => INGRESS,
             Rule::SourceRanges(_) | Rule::ForbiddenAnnotations(_) | Rule::SetAnnotations(_) => BOTH,
@@ -112,6 +116,7 @@ impl Rule {
         match (self, subject.object) {
             (Rule::ServiceType(rule), Object::Service(service)) => rule.check(service, &mut findings),
             (Rule::ExternalIps(rule), Object::Service(service)) => rule.check(service, &mut findings),
+            (Rule::ExternalName(rule), Object::Service(service)) => rule.check(service, &mut findings),
             (Rule::SourceRanges(rule), Object::Service(service)) => rule.check_service(service, &mut findings),
             (Rule::SourceRanges(rule), Object::Ingress(ingress)) => rule.check_ingress(ingress, subject, &mut findings),
             (Rule::IngressTls(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),

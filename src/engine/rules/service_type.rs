@@ -1,11 +1,13 @@
 //! `serviceType`: forbids Service types (NodePort, LoadBalancer, ...). An omitted
 //! type is ClusterIP. Optionally flags a LoadBalancer that still allocates node
-//! ports.
+//! ports. A forbidden LoadBalancer that is internal (any provider's setting, see
+//! [`crate::engine::load_balancer`]) is worded as such: it has no public IP.
 
 use k8s_openapi::api::core::v1::Service;
 use serde::Deserialize;
 
 use crate::engine::Finding;
+use crate::engine::load_balancer::{self, Exposure, Provider};
 
 const TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
 
@@ -67,7 +69,16 @@ impl ServiceType {
         let spec = service.spec.as_ref();
         let service_type = spec.and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
         if let Some(forbidden) = self.forbidden.iter().find(|t| t.eq_ignore_ascii_case(service_type)) {
-            findings.push(Finding::Violation(advice(forbidden).to_owned()));
+            let text = match *forbidden {
+                "LoadBalancer" => match load_balancer::exposure(service, &Provider::ALL) {
+                    Exposure::Internal(evidence) => format!(
+                        "internal load balancer ({evidence}) has no routing or TLS; prefer ClusterIP behind an Ingress"
+                    ),
+                    Exposure::Public(_) => advice(forbidden).to_owned(),
+                },
+                _ => advice(forbidden).to_owned(),
+            };
+            findings.push(Finding::Violation(text));
         } else if self.load_balancer_node_ports
             && service_type.eq_ignore_ascii_case("LoadBalancer")
             && spec.and_then(|s| s.allocate_load_balancer_node_ports) != Some(false)
@@ -125,6 +136,33 @@ mod tests {
             check(&strict, &svc(json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false}))),
             vec![]
         );
+    }
+
+    #[test]
+    fn an_internal_load_balancer_is_worded_as_such() {
+        let rule = rule(json!({"serviceType": {"forbidden": ["LoadBalancer"]}}));
+        let annotated = |annotations: serde_json::Value| {
+            service(json!({"metadata": {"name": "web", "annotations": annotations}, "spec": {"type": "LoadBalancer"}}))
+        };
+        assert_eq!(
+            check(&rule, &annotated(json!({"service.beta.kubernetes.io/openstack-internal-load-balancer": "true"}))),
+            vec![violation(
+                "internal load balancer (openstack: service.beta.kubernetes.io/openstack-internal-load-balancer: \"true\") has no routing or TLS; prefer ClusterIP behind an Ingress"
+            )]
+        );
+        assert_eq!(
+            check(&rule, &svc(json!({"type": "LoadBalancer", "loadBalancerClass": "service.k8s.aws/nlb"}))),
+            vec![violation(
+                "internal load balancer (aws-lbc default for spec.loadBalancerClass: service.k8s.aws/nlb) has no routing or TLS; prefer ClusterIP behind an Ingress"
+            )]
+        );
+        // A public one keeps the public wording.
+        let public = "type LoadBalancer costs a public IP per Service and has no routing or TLS; prefer ClusterIP behind an Ingress";
+        assert_eq!(
+            check(&rule, &annotated(json!({"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}))),
+            vec![violation(public)]
+        );
+        assert_eq!(check(&rule, &svc(json!({"type": "LoadBalancer"}))), vec![violation(public)]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `sourceRanges`: who may connect. A LoadBalancer Service must list its client
 //! ranges (`spec.loadBalancerSourceRanges` or the cloud annotation) and must not
-//! be world-open; an Ingress must carry its controller's allow-list annotation.
+//! be world-open, unless it is internal and the policy allows internal ones
+//! without (`internal: Allow`; see [`crate::engine::load_balancer`]); an Ingress
+//! must carry its controller's allow-list annotation.
 
 use std::net::IpAddr;
 
@@ -15,10 +17,21 @@ use crate::engine::controller::AllowList;
 #[cfg(test)]
 use crate::engine::controller::TRAEFIK_MIDDLEWARES;
 use crate::engine::glob::Globs;
+use crate::engine::load_balancer::{self, Exposure, Providers};
 use crate::engine::object::annotation;
 
 /// The cloud-provider annotation equivalent to `spec.loadBalancerSourceRanges`.
-pub const SERVICE_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
+pub const SERVICE_ANNOTATION: &str = load_balancer::SOURCE_RANGES_ANNOTATION;
+
+/// What a policy asks of an internal LoadBalancer Service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum Internal {
+    /// The same source ranges as a public one.
+    #[default]
+    Restrict,
+    /// Reachable from the private network only: no source ranges needed.
+    Allow,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -27,7 +40,17 @@ pub struct SourceRanges {
     /// restrict source addresses: [`AllowList::Middleware`].
     #[serde(default)]
     traefik_middlewares: Globs,
+    /// Services: whether an internal load balancer needs source ranges.
+    #[serde(default)]
+    internal: Internal,
+    /// Services: the providers whose settings can make a load balancer internal.
+    #[serde(default)]
+    providers: Providers,
 }
+
+/// Who a `/0` range admits, as [`judge`] says it, and for an internal load balancer.
+const INTERNET: &str = "the whole internet";
+const PRIVATE_NETWORK: &str = "the whole private network";
 
 /// Checks a comma-separated or listed set of ranges; `None` when all is well.
 fn judge<'a>(field: &str, ranges: impl IntoIterator<Item = &'a str>) -> Option<String> {
@@ -50,20 +73,36 @@ fn judge<'a>(field: &str, ranges: impl IntoIterator<Item = &'a str>) -> Option<S
 
 impl SourceRanges {
     pub fn check_service(&self, service: &Service, findings: &mut Vec<Finding>) {
-        let Some(spec) = &service.spec else { return };
-        if !spec.type_.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("LoadBalancer")) {
+        if !load_balancer::is_load_balancer(service) {
             return;
         }
-        let problem = match (&spec.load_balancer_source_ranges, annotation(&service.metadata, SERVICE_ANNOTATION)) {
-            (Some(ranges), _) if !ranges.is_empty() => {
+        let exposure = load_balancer::exposure(service, self.providers.as_slice());
+        if exposure.is_internal() && self.internal == Internal::Allow {
+            return;
+        }
+        let problem = match load_balancer::source_ranges(service) {
+            load_balancer::SourceRanges::Spec(ranges) => {
                 judge("spec.loadBalancerSourceRanges", ranges.iter().map(String::as_str))
             }
-            (_, Some(ranges)) if !ranges.trim().is_empty() => judge(SERVICE_ANNOTATION, ranges.split(',')),
-            _ => Some(
-                "type LoadBalancer without loadBalancerSourceRanges is open to the whole internet; \
-                 set spec.loadBalancerSourceRanges to the client CIDRs"
+            load_balancer::SourceRanges::Annotation(ranges) => judge(SERVICE_ANNOTATION, ranges.split(',')),
+            load_balancer::SourceRanges::Open => Some(match exposure {
+                Exposure::Public(None) => "type LoadBalancer without loadBalancerSourceRanges is open to the whole \
+                                           internet; set spec.loadBalancerSourceRanges to the client CIDRs"
                     .to_owned(),
-            ),
+                Exposure::Public(Some(ignored)) => format!(
+                    "type LoadBalancer without loadBalancerSourceRanges is open to the whole internet ({ignored}); \
+                     set spec.loadBalancerSourceRanges to the client CIDRs"
+                ),
+                Exposure::Internal(evidence) => format!(
+                    "internal load balancer ({evidence}) without loadBalancerSourceRanges is open to the whole \
+                     private network; set spec.loadBalancerSourceRanges to the client CIDRs"
+                ),
+            }),
+        };
+        // An internal load balancer is open to its private network, not the internet.
+        let problem = match exposure {
+            Exposure::Internal(_) => problem.map(|text| text.replace(INTERNET, PRIVATE_NETWORK)),
+            Exposure::Public(_) => problem,
         };
         findings.extend(problem.map(Finding::Violation));
     }
@@ -160,6 +199,97 @@ mod tests {
         assert_eq!(check(&rule, &lb(json!({"loadBalancerSourceRanges": ["203.0.113.0/24"]}), json!({}))), vec![]);
         assert_eq!(check(&rule, &lb(json!({}), json!({SERVICE_ANNOTATION: "203.0.113.0/24,198.51.100.7"}))), vec![]);
         assert_eq!(check(&rule, &service(json!({"metadata": {"name": "x"}, "spec": {"type": "ClusterIP"}}))), vec![]);
+    }
+
+    const AZURE_INTERNAL: &str = "service.beta.kubernetes.io/azure-load-balancer-internal";
+
+    #[test]
+    fn internal_load_balancers_need_no_source_ranges_when_allowed() {
+        let allow = rule(json!({"sourceRanges": {"internal": "Allow"}}));
+        let azure = json!({AZURE_INTERNAL: "true"});
+        assert_eq!(check(&allow, &lb(json!({}), azure.clone())), vec![]);
+        assert_eq!(check(&allow, &lb(json!({"loadBalancerSourceRanges": ["0.0.0.0/0"]}), azure.clone())), vec![]);
+        assert_eq!(check(&allow, &lb(json!({"loadBalancerClass": "service.k8s.aws/nlb"}), json!({}))), vec![]);
+        // A public one keeps the rules.
+        assert_eq!(
+            check(&allow, &lb(json!({}), json!({AZURE_INTERNAL: "false"}))),
+            vec![violation(
+                "type LoadBalancer without loadBalancerSourceRanges is open to the whole internet; set spec.loadBalancerSourceRanges to the client CIDRs"
+            )]
+        );
+        assert_eq!(
+            check(&allow, &lb(json!({"loadBalancerSourceRanges": ["::/0"]}), json!({AZURE_INTERNAL: "True"}))),
+            vec![violation(
+                "spec.loadBalancerSourceRanges includes ::/0, which opens it to the whole internet; list only the client CIDRs"
+            )]
+        );
+    }
+
+    #[test]
+    fn internal_load_balancers_are_restricted_by_default_in_their_own_words() {
+        let rule = rule(json!({"sourceRanges": {}}));
+        let gke = json!({"networking.gke.io/load-balancer-type": "Internal"});
+        assert_eq!(
+            check(&rule, &lb(json!({}), gke.clone())),
+            vec![violation(
+                "internal load balancer (gke: networking.gke.io/load-balancer-type: \"Internal\") without loadBalancerSourceRanges is open to the whole private network; set spec.loadBalancerSourceRanges to the client CIDRs"
+            )]
+        );
+        assert_eq!(
+            check(&rule, &lb(json!({}), json!({"service.beta.kubernetes.io/aws-load-balancer-type": "nlb-ip"}))),
+            vec![violation(
+                "internal load balancer (aws-lbc default for service.beta.kubernetes.io/aws-load-balancer-type: \"nlb-ip\") without loadBalancerSourceRanges is open to the whole private network; set spec.loadBalancerSourceRanges to the client CIDRs"
+            )]
+        );
+        assert_eq!(
+            check(
+                &rule,
+                &lb(
+                    json!({}),
+                    json!({"cloud.google.com/load-balancer-type": "Internal", SERVICE_ANNOTATION: "10.0.0.0/8,0.0.0.0/0"})
+                )
+            ),
+            vec![violation(
+                "service.beta.kubernetes.io/load-balancer-source-ranges includes 0.0.0.0/0, which opens it to the whole private network; list only the client CIDRs"
+            )]
+        );
+        assert_eq!(check(&rule, &lb(json!({"loadBalancerSourceRanges": ["10.0.0.0/8"]}), gke)), vec![]);
+    }
+
+    #[test]
+    fn an_internal_setting_that_does_not_count_is_named() {
+        let allow = rule(json!({"sourceRanges": {"internal": "Allow"}}));
+        assert_eq!(
+            check(&allow, &lb(json!({}), json!({"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}))),
+            vec![violation(
+                "type LoadBalancer without loadBalancerSourceRanges is open to the whole internet (service.beta.kubernetes.io/aws-load-balancer-scheme: \"internal\" ignored: it needs spec.loadBalancerClass: service.k8s.aws/nlb); set spec.loadBalancerSourceRanges to the client CIDRs"
+            )]
+        );
+        // Only the providers the policy names count: another cloud's annotation is ignored.
+        let aws = rule(json!({"sourceRanges": {"internal": "Allow", "providers": ["aws-lbc", "aws"]}}));
+        assert_eq!(
+            check(&aws, &lb(json!({}), json!({AZURE_INTERNAL: "true"}))),
+            vec![violation(
+                "type LoadBalancer without loadBalancerSourceRanges is open to the whole internet (service.beta.kubernetes.io/azure-load-balancer-internal: \"true\" ignored: azure is not among the policy's providers); set spec.loadBalancerSourceRanges to the client CIDRs"
+            )]
+        );
+        assert_eq!(
+            check(&aws, &lb(json!({}), json!({"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}))),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn unknown_internal_modes_and_providers_are_load_errors() {
+        let parse = |params| serde_json::from_value::<crate::engine::rules::Rule>(json!({"sourceRanges": params}));
+        assert_eq!(
+            parse(json!({"internal": "allow"})).unwrap_err().to_string(),
+            "unknown variant `allow`, expected `Restrict` or `Allow`"
+        );
+        assert_eq!(
+            parse(json!({"providers": ["gcp"]})).unwrap_err().to_string(),
+            "unknown variant `gcp`, expected one of `aws-lbc`, `aws`, `gke`, `azure`, `digitalocean`, `openstack`, `oracle`"
+        );
     }
 
     #[test]
