@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 
+use crate::engine::input::IngressClasses;
 use crate::engine::{About, Input, Kind, Object, Operation, Stage, User};
 
 pub const V1: &str = "admission.k8s.io/v1";
@@ -145,7 +146,8 @@ impl Review {
             .unwrap_or(DEFAULT_NAMESPACE)
     }
 
-    /// The engine's view of this review.
+    /// The engine's view of this review, without the cluster's IngressClasses
+    /// (the webhook sets [`Input::ingress_classes`] from its cache).
     pub fn input(&self, stage: Stage) -> Input<'_> {
         Input {
             stage,
@@ -157,6 +159,7 @@ impl Review {
             object: self.object.as_ref(),
             old_object: self.old_object.as_ref(),
             dry_run: self.dry_run,
+            ingress_classes: IngressClasses::NONE,
         }
     }
 

@@ -8,7 +8,7 @@ use clap::Parser;
 use tracing::{error, info};
 
 use portcullis::cli::{Cli, Command, ServeArgs};
-use portcullis::cluster::NamespaceCache;
+use portcullis::cluster::{IngressClassCache, NamespaceCache};
 use portcullis::metrics::Metrics;
 use portcullis::policy::{self, PolicyStore};
 use portcullis::reload::{self, Reloaders};
@@ -96,22 +96,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let set = policy::load_dir_sources(&args.policies, &sources)?;
     info!(policies = set.len(), dir = %args.policies.display(), "policies loaded");
     let metrics = Arc::new(Metrics::new());
-    let namespaces = if args.no_cluster {
-        info!("--no-cluster: environments match namespaces by name only");
-        None
+    let (namespaces, ingress_classes) = if args.no_cluster {
+        info!("--no-cluster: environments match namespaces by name only, Ingress controllers by class name");
+        (None, None)
     } else {
         match kube_client(args.kubeconfig.as_deref()).await {
-            Ok(client) => Some(NamespaceCache::start(client, metrics.clone()).0),
+            Ok(client) => (
+                Some(NamespaceCache::start(client.clone(), metrics.clone()).0),
+                Some(IngressClassCache::start(client).0),
+            ),
             Err(err) if args.kubeconfig.is_none() => {
-                info!(%err, "no cluster configuration found: environments match namespaces by name only");
-                None
+                info!(
+                    %err,
+                    "no cluster configuration found: environments match namespaces by name only, Ingress controllers by class name"
+                );
+                (None, None)
             }
             Err(err) => return Err(err.context("cannot use --kubeconfig")),
         }
     };
     let limits = Limits { max_in_flight: args.max_in_flight, request_timeout: args.request_timeout };
     let store = PolicyStore::new(set);
-    let state = AppState::with_limits(store.clone(), metrics.clone(), namespaces, limits);
+    let state = AppState::with_cluster(store.clone(), metrics.clone(), namespaces, ingress_classes, limits);
     let config = ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,

@@ -1,4 +1,5 @@
-//! RBAC: the ServiceAccount the pods run as may only read namespaces.
+//! RBAC: the ServiceAccount the pods run as may only read namespaces and
+//! IngressClasses.
 
 mod common;
 
@@ -7,19 +8,17 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 
 #[test]
-fn rbac_only_reads_namespaces() {
+fn rbac_only_reads_namespaces_and_ingress_classes() {
     let manifests = base();
     let role: ClusterRole = manifests.get("ClusterRole", "portcullis");
     assert_eq!(role.aggregation_rule, None);
-    assert_eq!(
-        role.rules,
-        Some(vec![PolicyRule {
-            api_groups: strings(&[""]),
-            resources: strings(&["namespaces"]),
-            verbs: vec!["get".into(), "list".into(), "watch".into()],
-            ..Default::default()
-        }])
-    );
+    let read = |group: &str, resource: &str| PolicyRule {
+        api_groups: strings(&[group]),
+        resources: strings(&[resource]),
+        verbs: vec!["get".into(), "list".into(), "watch".into()],
+        ..Default::default()
+    };
+    assert_eq!(role.rules, Some(vec![read("", "namespaces"), read("networking.k8s.io", "ingressclasses")]));
     let binding: ClusterRoleBinding = manifests.get("ClusterRoleBinding", "portcullis");
     assert_eq!(
         binding.role_ref,

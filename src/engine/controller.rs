@@ -1,9 +1,14 @@
 //! Ingress controllers: which one serves an Ingress, and what its annotations
 //! mean.
 //!
-//! The controller is read from `spec.ingressClassName` or the legacy
-//! `kubernetes.io/ingress.class` annotation and mapped to a [`Family`] through a
-//! configurable class → family table ([`ControllerMap`]). Each family has one
+//! The class is read from `spec.ingressClassName` or the legacy
+//! `kubernetes.io/ingress.class` annotation. With a cluster, the class's
+//! IngressClass names its controller (`spec.controller`, e.g.
+//! `nginx.org/ingress-controller`), which each family's dialect recognises
+//! ([`Dialect::controllers`]); the webhook hands the engine a snapshot of the
+//! cluster's classes ([`IngressClasses`]). Otherwise, or for a controller no
+//! dialect knows, a configurable class → family table ([`ControllerMap`])
+//! decides. Each family has one
 //! [`Dialect`]: the static facts the Ingress rules need about its annotations
 //! (how it authenticates, how it restricts client addresses, where else it takes
 //! a certificate from, and how plain HTTP is switched back on). The rules ask
@@ -15,7 +20,8 @@
 //! 1. A variant in [`Family`] (its lowercase name is what policies write in
 //!    `controllers:` and `IngressControllers`) and in [`Family::ALL`].
 //! 2. A `Dialect` constant below, returned by [`Family::dialect`]: its name, the
-//!    class names it uses out of the box, its authentication methods and the
+//!    class names it uses out of the box, the `spec.controller` values of its
+//!    IngressClasses, its authentication methods and the
 //!    short advice that names them ([`Dialect::auth_fix`]), its source allow-list
 //!    ([`AllowList`], or [`AllowList::None`] when it has none), the annotations
 //!    that supply a certificate instead of `secretName` (often none) and the
@@ -35,6 +41,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
 use super::glob::Globs;
+use super::input::IngressClasses;
 use super::object::annotation;
 
 /// The legacy annotation that names the ingress class.
@@ -54,12 +61,16 @@ pub enum Family {
     Alb,
     Gce,
     Contour,
+    /// The F5 NGINX Ingress Controller (`nginx.org/*`, `nginx.com/*`
+    /// annotations), not to be confused with ingress-nginx ([`Family::Nginx`]).
+    #[serde(rename = "f5-nginx")]
+    F5Nginx,
 }
 
 impl Family {
     /// Every family, in the order an unknown controller's dialects are tried.
-    pub const ALL: [Family; 6] =
-        [Family::Nginx, Family::Traefik, Family::Haproxy, Family::Alb, Family::Gce, Family::Contour];
+    pub const ALL: [Family; 7] =
+        [Family::Nginx, Family::Traefik, Family::Haproxy, Family::Alb, Family::Gce, Family::Contour, Family::F5Nginx];
 
     /// What the family's annotations mean.
     pub const fn dialect(self) -> &'static Dialect {
@@ -70,12 +81,34 @@ impl Family {
             Family::Alb => &ALB,
             Family::Gce => &GCE,
             Family::Contour => &CONTOUR,
+            Family::F5Nginx => &F5_NGINX,
         }
     }
 
     /// The family's name as policies write it, e.g. `nginx`.
     pub fn as_str(self) -> &'static str {
         self.dialect().name
+    }
+
+    /// The family whose IngressClasses carry this `spec.controller`, if any
+    /// dialect knows it ([`Dialect::controllers`]).
+    pub fn of_controller(controller: &str) -> Option<Family> {
+        Family::ALL
+            .into_iter()
+            .find(|family| family.dialect().controllers.iter().any(|pattern| controller_matches(pattern, controller)))
+    }
+}
+
+/// Whether `controller` is `pattern`, where one `*` in the pattern stands for
+/// any text (`haproxy.org/ingress-controller/*`).
+fn controller_matches(pattern: &str, controller: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == controller,
+        Some((prefix, suffix)) => {
+            controller.len() >= prefix.len() + suffix.len()
+                && controller.starts_with(prefix)
+                && controller.ends_with(suffix)
+        }
     }
 }
 
@@ -86,8 +119,12 @@ pub struct Dialect {
     pub family: Family,
     /// As policies write it (the `Family` variant's serde name).
     pub name: &'static str,
-    /// Ingress class names that mean this family out of the box.
+    /// Ingress class names that mean this family out of the box (the
+    /// fallback of [`ControllerMap`] when the cluster's classes are unknown).
     pub classes: &'static [&'static str],
+    /// The `spec.controller` values of its IngressClasses, which identify the
+    /// controller whatever the class is called. One `*` stands for any text.
+    pub controllers: &'static [&'static str],
     /// The ways to authenticate: an Ingress is authenticated when every
     /// requirement of one method holds. Empty: the controller has no
     /// authentication annotation.
@@ -195,6 +232,8 @@ const NGINX: Dialect = Dialect {
     family: Family::Nginx,
     name: "nginx",
     classes: &["nginx", "ingress-nginx", "nginx-internal", "nginx-public"],
+    // The default, and what its docs suggest for more instances (`k8s.io/internal-ingress-nginx`).
+    controllers: &["k8s.io/ingress-nginx", "k8s.io/ingress-nginx-*", "k8s.io/*-ingress-nginx"],
     auth: &[
         &[Require::Set("nginx.ingress.kubernetes.io/auth-url")],
         &[
@@ -219,6 +258,7 @@ const TRAEFIK: Dialect = Dialect {
     family: Family::Traefik,
     name: "traefik",
     classes: &["traefik"],
+    controllers: &["traefik.io/ingress-controller"],
     auth: &[&[Require::ApprovedMiddleware(TRAEFIK_MIDDLEWARES)]],
     auth_fix: "add an approved auth middleware to traefik.ingress.kubernetes.io/router.middlewares",
     allow_list: AllowList::Middleware(TRAEFIK_MIDDLEWARES),
@@ -234,6 +274,8 @@ const HAPROXY: Dialect = Dialect {
     family: Family::Haproxy,
     name: "haproxy",
     classes: &["haproxy"],
+    // HAProxy Technologies' controller; `/<class>` when it runs with --ingress.class.
+    controllers: &["haproxy.org/ingress-controller", "haproxy.org/ingress-controller/*"],
     auth: &[&[Require::OneOf("haproxy.org/auth-type", &["basic-auth"]), Require::Set("haproxy.org/auth-secret")]],
     auth_fix: "set haproxy.org/auth-type: basic-auth with haproxy.org/auth-secret",
     allow_list: AllowList::Cidrs(&["haproxy.org/allow-list", "haproxy.org/whitelist"]),
@@ -245,6 +287,7 @@ const ALB: Dialect = Dialect {
     family: Family::Alb,
     name: "alb",
     classes: &["alb"],
+    controllers: &["ingress.k8s.aws/alb"],
     auth: &[&[Require::OneOf("alb.ingress.kubernetes.io/auth-type", &["oidc", "cognito"])]],
     auth_fix: "set alb.ingress.kubernetes.io/auth-type: oidc or cognito and its auth-idp",
     allow_list: AllowList::Cidrs(&["alb.ingress.kubernetes.io/inbound-cidrs"]),
@@ -266,6 +309,7 @@ const GCE: Dialect = Dialect {
     family: Family::Gce,
     name: "gce",
     classes: &["gce", "gce-internal"],
+    controllers: &["k8s.io/ingress-gce"],
     auth: &[],
     auth_fix: NO_AUTH_ANNOTATION,
     allow_list: AllowList::None,
@@ -277,6 +321,7 @@ const CONTOUR: Dialect = Dialect {
     family: Family::Contour,
     name: "contour",
     classes: &["contour"],
+    controllers: &["projectcontour.io/*"],
     auth: &[],
     auth_fix: NO_AUTH_ANNOTATION,
     allow_list: AllowList::None,
@@ -284,10 +329,33 @@ const CONTOUR: Dialect = Dialect {
     plain_http: &[ALLOW_HTTP],
 };
 
+/// The F5 NGINX Ingress Controller. Its default class is also called `nginx`,
+/// which the class table gives to ingress-nginx: with a cluster its
+/// IngressClass's `spec.controller` tells them apart; without one, map the
+/// class in an `IngressControllers` document. `nginx.com/*` annotations work
+/// with NGINX Plus only.
+const F5_NGINX: Dialect = Dialect {
+    family: Family::F5Nginx,
+    name: "f5-nginx",
+    classes: &["nginx-plus"],
+    controllers: &["nginx.org/ingress-controller"],
+    auth: &[&[Require::Set("nginx.org/basic-auth-secret")], &[Require::Set("nginx.com/jwt-key")]],
+    auth_fix: "set nginx.org/basic-auth-secret (or nginx.com/jwt-key with NGINX Plus)",
+    // Access control is a Policy resource of its VirtualServer, not an Ingress annotation.
+    allow_list: AllowList::None,
+    certificate_annotations: &[],
+    // Redirects HTTP to HTTPS for hosts with TLS unless this is false.
+    plain_http: &[PlainHttp::RedirectOff("ingress.kubernetes.io/ssl-redirect")],
+};
+
 /// Maps ingress class names to controller families.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ControllerMap {
+    /// The built-in names and the configured ones.
     classes: BTreeMap<String, Family>,
+    /// The names an `IngressControllers` document maps: these alone may name
+    /// the family of a class whose IngressClass has a controller no dialect knows.
+    configured: BTreeMap<String, Family>,
     /// The family of an Ingress that names no class (the cluster's default class).
     default: Option<Family>,
 }
@@ -299,7 +367,7 @@ impl Default for ControllerMap {
             .iter()
             .flat_map(|family| family.dialect().classes.iter().map(|class| ((*class).to_owned(), *family)))
             .collect();
-        ControllerMap { classes, default: None }
+        ControllerMap { classes, configured: BTreeMap::new(), default: None }
     }
 }
 
@@ -307,7 +375,8 @@ impl ControllerMap {
     /// The built-in table, extended (and overridden) by `classes`.
     pub fn with(classes: BTreeMap<String, Family>, default: Option<Family>) -> Self {
         let mut map = ControllerMap::default();
-        map.classes.extend(classes);
+        map.classes.extend(classes.clone());
+        map.configured = classes;
         map.default = default;
         map
     }
@@ -322,11 +391,26 @@ impl ControllerMap {
             .filter(|class| !class.is_empty())
     }
 
-    /// The controller family serving an Ingress; `None` when unknown.
+    /// The controller family serving an Ingress by the class table alone
+    /// (without a cluster); `None` when unknown.
     pub fn family_of(&self, ingress: &Ingress) -> Option<Family> {
-        match Self::class_of(ingress) {
-            Some(class) => self.classes.get(class).copied(),
-            None => self.default,
+        self.resolve(ingress, IngressClasses::NONE)
+    }
+
+    /// The controller family serving an Ingress; `None` when unknown. When the
+    /// cluster has an IngressClass of that name, its `spec.controller` decides
+    /// if a dialect knows it, else only a configured entry of the table may (a
+    /// built-in name guesses: class `haproxy` of jcmoraisjr's HAProxy Ingress
+    /// does not read haproxytech's annotations). A class the cluster does not
+    /// have (or without a cluster) is looked up in the whole table. An Ingress
+    /// that names no class gets the table's `default`.
+    pub fn resolve(&self, ingress: &Ingress, cluster: IngressClasses<'_>) -> Option<Family> {
+        let Some(class) = Self::class_of(ingress) else {
+            return self.default;
+        };
+        match cluster.controller(class) {
+            Some(controller) => Family::of_controller(controller).or_else(|| self.configured.get(class).copied()),
+            None => self.classes.get(class).copied(),
         }
     }
 
@@ -371,6 +455,68 @@ mod tests {
         assert_eq!(map.family_of(&ingress(Some("my-own"), None)), Some(Family::Haproxy));
         assert_eq!(map.family_of(&ingress(None, None)), Some(Family::Nginx));
         assert_eq!(map.family_of(&ingress(Some("nginx"), None)), Some(Family::Nginx));
+    }
+
+    fn class_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(class, controller)| (class.to_string(), controller.to_string())).collect()
+    }
+
+    #[test]
+    fn the_clusters_ingress_class_names_the_controller() {
+        let map = ControllerMap::default();
+        let classes = class_map(&[
+            ("nginx", "nginx.org/ingress-controller"),
+            ("edge", "k8s.io/internal-ingress-nginx"),
+            ("lb", "haproxy.org/ingress-controller/lb"),
+            ("traefik", "example.com/own-controller"),
+        ]);
+        let cluster = IngressClasses::new(&classes);
+        // F5 NGINX's default class is called nginx too: the cluster tells them apart.
+        assert_eq!(map.resolve(&ingress(Some("nginx"), None), cluster), Some(Family::F5Nginx));
+        assert_eq!(map.family_of(&ingress(Some("nginx"), None)), Some(Family::Nginx));
+        assert_eq!(map.resolve(&ingress(None, Some("edge")), cluster), Some(Family::Nginx));
+        assert_eq!(map.resolve(&ingress(Some("lb"), None), cluster), Some(Family::Haproxy));
+        // A class the cluster lacks (GKE has no IngressClass for gce): the whole table decides.
+        assert_eq!(map.resolve(&ingress(Some("alb"), None), cluster), Some(Family::Alb));
+        assert_eq!(map.resolve(&ingress(Some("edge"), None), IngressClasses::NONE), None);
+        // A controller no dialect knows: a built-in name is only a guess, so unknown...
+        assert_eq!(map.family_of(&ingress(Some("traefik"), None)), Some(Family::Traefik));
+        assert_eq!(map.resolve(&ingress(Some("traefik"), None), cluster), None);
+        let other = class_map(&[("haproxy", "haproxy-ingress.github.io/controller")]);
+        assert_eq!(map.resolve(&ingress(Some("haproxy"), None), IngressClasses::new(&other)), None);
+        // ...unless the policies map the class.
+        let mapped = ControllerMap::with(
+            [("edge".to_owned(), Family::Contour), ("traefik".to_owned(), Family::Traefik)].into(),
+            Some(Family::Gce),
+        );
+        assert_eq!(mapped.resolve(&ingress(Some("traefik"), None), cluster), Some(Family::Traefik));
+        assert_eq!(mapped.resolve(&ingress(Some("edge"), None), cluster), Some(Family::Nginx), "the cluster wins");
+        assert_eq!(mapped.resolve(&ingress(Some("edge"), None), IngressClasses::NONE), Some(Family::Contour));
+        assert_eq!(mapped.resolve(&ingress(None, None), cluster), Some(Family::Gce));
+        assert_eq!(mapped.resolve(&ingress(None, None), IngressClasses::NONE), Some(Family::Gce));
+    }
+
+    #[test]
+    fn controller_names_of_every_family() {
+        let known = [
+            ("k8s.io/ingress-nginx", Family::Nginx),
+            ("k8s.io/ingress-nginx-internal", Family::Nginx),
+            ("k8s.io/internal-ingress-nginx", Family::Nginx),
+            ("nginx.org/ingress-controller", Family::F5Nginx),
+            ("traefik.io/ingress-controller", Family::Traefik),
+            ("haproxy.org/ingress-controller", Family::Haproxy),
+            ("haproxy.org/ingress-controller/prod", Family::Haproxy),
+            ("ingress.k8s.aws/alb", Family::Alb),
+            ("k8s.io/ingress-gce", Family::Gce),
+            ("projectcontour.io/ingress-controller", Family::Contour),
+        ];
+        for (controller, family) in known {
+            assert_eq!(Family::of_controller(controller), Some(family), "{controller}");
+        }
+        // jcmoraisjr's HAProxy Ingress reads other annotations than haproxytech's.
+        for unknown in ["haproxy-ingress.github.io/controller", "k8s.io/ingress-nginxx", "nginx.org/other", "", "*"] {
+            assert_eq!(Family::of_controller(unknown), None, "{unknown}");
+        }
     }
 
     /// The family names serde accepts, read from its error for an unknown one:
@@ -443,6 +589,16 @@ mod tests {
                 }
                 AllowList::Middleware(key) => assert!(is_key(key), "{name}: {key:?}"),
                 AllowList::None => {}
+            }
+
+            assert!(!dialect.controllers.is_empty(), "{name}: name the spec.controller of its IngressClasses");
+            for pattern in dialect.controllers {
+                let (domain, path) = pattern.split_once('/').unwrap_or_default();
+                assert!(domain.contains('.') && !path.is_empty(), "{name}: {pattern:?} is not a controller name");
+                assert!(pattern.matches('*').count() <= 1, "{name}: {pattern:?}: one * at most");
+                // An instance of the pattern means this family, not an earlier one.
+                let instance = pattern.replace('*', "x");
+                assert_eq!(Family::of_controller(&instance), Some(family), "{name}: {instance} is claimed twice");
             }
 
             let certificates = dialect.certificate_annotations;

@@ -56,6 +56,10 @@ pub struct Input<'a> {
     pub object: Option<&'a Object>,
     pub old_object: Option<&'a Object>,
     pub dry_run: bool,
+    /// The cluster's IngressClasses, which name the controller of an Ingress's
+    /// class; [`IngressClasses::NONE`] without a cluster (the class table of
+    /// the policies decides).
+    pub ingress_classes: IngressClasses<'a>,
 }
 
 impl<'a> Input<'a> {
@@ -94,5 +98,28 @@ impl NamespaceLabels<'_> {
 impl<'a> From<Option<&'a BTreeMap<String, String>>> for NamespaceLabels<'a> {
     fn from(labels: Option<&'a BTreeMap<String, String>>) -> Self {
         NamespaceLabels::Known(labels.unwrap_or(&EMPTY_LABELS))
+    }
+}
+
+/// Class name → `spec.controller` of the cluster's IngressClasses, as the
+/// webhook's cache keeps them.
+pub type ClassControllers = BTreeMap<String, String>;
+
+/// The cluster's IngressClasses as far as they are known: borrowed from a
+/// snapshot, so looking a class up allocates nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IngressClasses<'a>(Option<&'a ClassControllers>);
+
+impl<'a> IngressClasses<'a> {
+    /// Unknown (no cluster, or `check` and `test`): only the class table decides.
+    pub const NONE: IngressClasses<'static> = IngressClasses(None);
+
+    pub fn new(classes: &'a ClassControllers) -> Self {
+        IngressClasses(Some(classes))
+    }
+
+    /// The `spec.controller` of the IngressClass named `class`, if the cluster has it.
+    pub fn controller(&self, class: &str) -> Option<&'a str> {
+        self.0?.get(class).map(String::as_str)
     }
 }

@@ -50,7 +50,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         return decision;
     }
     let controller = match object {
-        Object::Ingress(ingress) => policies.controllers().family_of(ingress),
+        Object::Ingress(ingress) => policies.controllers().resolve(ingress, input.ingress_classes),
         _ => None,
     };
     let mut patch = PatchBuilder::default();
@@ -143,7 +143,7 @@ fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMa
     match input.old_object {
         Some(old @ Object::Service(_)) => policy.rule().check(&rules::Subject { object: old, controller: None }),
         Some(old @ Object::Ingress(ingress)) => {
-            let controller = controllers.family_of(ingress);
+            let controller = controllers.resolve(ingress, input.ingress_classes);
             policy.rule().check(&rules::Subject { object: old, controller })
         }
         _ => Vec::new(),

@@ -11,6 +11,7 @@ use super::errors::{DocumentError, LoadError, refine, split_field};
 use super::{API_VERSION, dns_label};
 use crate::documents::{self, Document, FieldPath, Finder, Format, ReadError, YAML_EXTENSIONS};
 use crate::engine::policy::{EnvironmentSpec, PolicySpec};
+use crate::engine::rules::Rule;
 use crate::engine::{ControllerMap, Environment, Family, Policy, PolicySet};
 
 /// The policy files of a directory: `*.yaml` / `*.yml` directly in it, not in
@@ -58,6 +59,11 @@ struct ControllersSpec {
     /// The family of Ingresses that name no class.
     #[serde(default)]
     default: Option<Family>,
+    /// Traefik reads ingress-nginx's annotations too (its NGINX-annotation
+    /// provider): nginx authentication and allow-list annotations count on
+    /// traefik-served Ingresses.
+    #[serde(default)]
+    traefik_nginx_annotations: bool,
 }
 
 /// The `*.yaml` / `*.yml` files directly inside `dir`, sorted by name ([`POLICY_FILES`]).
@@ -165,6 +171,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadErro
     let mut environments: Vec<Environment> = Vec::new();
     let mut environment_docs: Vec<&Doc> = Vec::new();
     let mut controllers: Option<(ControllerMap, &Doc)> = None;
+    let mut traefik_nginx_annotations = false;
     for doc in &docs {
         match doc.kind.as_str() {
             "Environment" => {
@@ -185,6 +192,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadErro
                     return Err(doc.error(None, message));
                 }
                 controllers = Some((ControllerMap::with(spec.classes, spec.default), doc));
+                traefik_nginx_annotations = spec.traefik_nginx_annotations;
             }
             "Policy" => {}
             other => {
@@ -196,7 +204,14 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadErro
     let mut policies: Vec<Policy> = Vec::new();
     let mut policy_docs: Vec<&Doc> = Vec::new();
     for doc in docs.iter().filter(|doc| doc.kind == "Policy") {
-        let (name, spec) = doc.decode::<PolicySpec>()?;
+        let (name, mut spec) = doc.decode::<PolicySpec>()?;
+        if traefik_nginx_annotations {
+            match &mut spec.rule {
+                Rule::IngressAuth(rule) => rule.count_nginx_annotations_on_traefik(),
+                Rule::SourceRanges(rule) => rule.count_nginx_annotations_on_traefik(),
+                _ => {}
+            }
+        }
         if let Some(first) = policies.iter().position(|p| p.name() == name) {
             let message = format!("a Policy with this name is already defined at {}", policy_docs[first].at());
             return Err(doc.field_error("metadata.name", message));
@@ -206,4 +221,56 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadErro
     }
     let controllers = controllers.map(|(map, _)| map).unwrap_or_default();
     Ok(PolicySet::new(policies, environments, controllers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::{Requester, Review};
+    use crate::engine::{NamespaceLabels, Operation, Severity, Stage, evaluate};
+    use serde_json::json;
+
+    const POLICIES: &str = "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: auth}\n\
+        spec: {rule: {ingressAuth: {allowApplicationAuth: false}}}\n---\n\
+        apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: sources}\n\
+        spec: {rule: {sourceRanges: {}}}\n";
+
+    fn denials(controllers: &str) -> Vec<String> {
+        let text = format!("{POLICIES}---\n{controllers}");
+        let set = load_sources(&[(PathBuf::from("p.yaml"), text)]).unwrap();
+        let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web", "annotations": {
+                "nginx.ingress.kubernetes.io/auth-url": "https://auth.example.com/check",
+                "nginx.ingress.kubernetes.io/whitelist-source-range": "203.0.113.0/24"}},
+            "spec": {"ingressClassName": "traefik", "rules": [{"host": "web.example.com"}]}});
+        let review = Review::from_manifest(&ingress, "shop", Operation::Create, Requester::default());
+        let decision = evaluate(&review.input(Stage::Validate), &set, NamespaceLabels::none());
+        decision.lines(Severity::Deny, review.about(), &set)
+    }
+
+    #[test]
+    fn traefik_nginx_annotations_make_nginx_auth_and_allow_lists_count_on_traefik() {
+        let on = "apiVersion: portcullis.dev/v1alpha1\nkind: IngressControllers\nmetadata: {name: classes}\n\
+                  spec: {traefikNginxAnnotations: true}\n";
+        assert_eq!(denials(on), Vec::<String>::new());
+        let off = on.replace("true", "false");
+        assert_eq!(
+            denials(&off),
+            [
+                "[auth] Ingress shop/web: no authentication for the traefik controller; add an approved auth \
+                 middleware to traefik.ingress.kubernetes.io/router.middlewares",
+                "[sources] Ingress shop/web: no source allow-list, so any client can reach it; add an approved \
+                 ipAllowList middleware to traefik.ingress.kubernetes.io/router.middlewares",
+            ]
+        );
+        let unknown = on.replace("traefikNginxAnnotations", "traefikNginx");
+        let error = load_sources(&[(PathBuf::from("p.yaml"), unknown)]).unwrap_err().to_string();
+        assert!(
+            error.ends_with(
+                "spec.traefikNginx: unknown field `traefikNginx`, expected one of `classes`, `default`, \
+                 `traefikNginxAnnotations`"
+            ),
+            "{error}"
+        );
+    }
 }

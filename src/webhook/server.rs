@@ -27,8 +27,9 @@ use tracing::{debug, info, warn};
 use super::error::{Counted, WebhookError};
 use super::review::Review;
 use super::tls::{CertStore, TlsError};
-use crate::cluster::{Lookup, NamespaceCache};
-use crate::engine::{self, NamespaceLabels, PolicySet, Stage};
+use crate::cluster::ingress_classes::Snapshot;
+use crate::cluster::{IngressClassCache, Lookup, NamespaceCache};
+use crate::engine::{self, Input, Kind, NamespaceLabels, PolicySet, Stage};
 use crate::metrics::{self, Metrics};
 use crate::policy::PolicyStore;
 
@@ -41,6 +42,9 @@ pub struct AppState {
     policies: Arc<PolicyStore>,
     /// `None` without a cluster: namespace names alone decide.
     namespaces: Option<Arc<NamespaceCache>>,
+    /// `None` without a cluster: the class table of the policies alone names
+    /// an Ingress's controller.
+    ingress_classes: Option<Arc<IngressClassCache>>,
     metrics: Arc<Metrics>,
     serving: AtomicBool,
     /// Permits for reviews being received or answered.
@@ -88,10 +92,23 @@ impl AppState {
         namespaces: Option<Arc<NamespaceCache>>,
         limits: Limits,
     ) -> Arc<AppState> {
+        Self::with_cluster(store, metrics, namespaces, None, limits)
+    }
+
+    /// State serving the policies of `store`, reading namespace labels and
+    /// IngressClasses from the cluster when given their caches.
+    pub fn with_cluster(
+        store: Arc<PolicyStore>,
+        metrics: Arc<Metrics>,
+        namespaces: Option<Arc<NamespaceCache>>,
+        ingress_classes: Option<Arc<IngressClassCache>>,
+        limits: Limits,
+    ) -> Arc<AppState> {
         metrics.policies_loaded(store.current().len());
         Arc::new(AppState {
             policies: store,
             namespaces,
+            ingress_classes,
             metrics,
             serving: AtomicBool::new(false),
             in_flight: Semaphore::new(limits.max_in_flight),
@@ -118,9 +135,13 @@ impl AppState {
         self.serving.store(serving, Ordering::SeqCst);
     }
 
-    /// Ready: serving, policies loaded, and the namespace cache synced when a cluster is used.
+    /// Ready: serving, policies loaded, and, when a cluster is used, the
+    /// namespace cache synced and the IngressClass cache settled (synced, or
+    /// refused by the API server: see [`crate::cluster::ingress_classes`]).
     pub fn is_ready(&self) -> bool {
-        self.serving.load(Ordering::SeqCst) && self.namespaces.as_ref().is_none_or(|cache| cache.is_synced())
+        self.serving.load(Ordering::SeqCst)
+            && self.namespaces.as_ref().is_none_or(|cache| cache.is_synced())
+            && self.ingress_classes.as_ref().is_none_or(|cache| cache.is_settled())
     }
 }
 
@@ -242,8 +263,14 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
         _ => None,
     };
     let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
+    // Only an Ingress has a class; a snapshot is one `Arc` clone.
+    let classes = match &state.ingress_classes {
+        Some(cache) if review.kind == Kind::Ingress => cache.snapshot(),
+        _ => Snapshot::default(),
+    };
     let policies = state.policies();
-    let decision = engine::evaluate(&review.input(stage), &policies, labels);
+    let input = Input { ingress_classes: classes.classes(), ..review.input(stage) };
+    let decision = engine::evaluate(&input, &policies, labels);
     let response = review.respond(&decision, &policies);
     state.metrics.record_review(
         stage,

@@ -2,12 +2,19 @@
 //! its controller in front of the backend, or declare that the application
 //! authenticates by itself (`portcullis.dev/auth: application`), which a policy
 //! may accept with a warning.
+//!
+//! Only the serving controller's methods count: an Ingress whose class maps to
+//! no known controller is judged strictly (no controller's annotation counts),
+//! since an annotation its real controller does not read protects nothing.
+
+use std::borrow::Cow;
 
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::Deserialize;
 
 use super::Subject;
 use crate::engine::Finding;
+use crate::engine::controller::{ControllerMap, Family};
 use crate::engine::glob::Globs;
 use crate::engine::object::annotation;
 
@@ -24,52 +31,99 @@ pub struct IngressAuth {
     /// [`crate::engine::controller::Require::ApprovedMiddleware`].
     #[serde(default)]
     traefik_middlewares: Globs,
+    /// ingress-nginx's methods count on a traefik-served Ingress too (Traefik's
+    /// NGINX-annotation provider). Not a rule parameter: set by the policy
+    /// loader from the `IngressControllers` option `traefikNginxAnnotations`.
+    #[serde(skip)]
+    nginx_annotations_on_traefik: bool,
 }
 
 fn yes() -> bool {
     true
 }
 
+/// How to add authentication on a traefik-served Ingress when Traefik reads
+/// nginx annotations as well.
+const TRAEFIK_NGINX_FIX: &str = "add an approved auth middleware (router.middlewares) or nginx auth annotations";
+
+/// Class names are shown up to this many characters, so a line stays short.
+const SHOWN_CLASS_CHARS: usize = 40;
+
 impl IngressAuth {
+    /// Lets ingress-nginx's methods count on traefik-served Ingresses (the
+    /// `IngressControllers` option `traefikNginxAnnotations`).
+    pub fn count_nginx_annotations_on_traefik(&mut self) {
+        self.nginx_annotations_on_traefik = true;
+    }
+
     pub fn check(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
         let approved = &self.traefik_middlewares;
-        if subject.families().iter().any(|family| family.dialect().authenticated(&ingress.metadata, approved)) {
+        let metadata = &ingress.metadata;
+        let authenticated = match subject.controller {
+            // Unknown controller: no annotation can be trusted to be enforced.
+            None => false,
+            Some(family) => {
+                family.dialect().authenticated(metadata, approved)
+                    || (self.nginx_on(family) && Family::Nginx.dialect().authenticated(metadata, approved))
+            }
+        };
+        if authenticated {
             return;
         }
-        let declared = annotation(&ingress.metadata, APPLICATION_AUTH) == Some("application");
-        findings.push(match (declared, self.allow_application_auth) {
-            (true, true) => Finding::Warning(format!(
+        let declared = annotation(metadata, APPLICATION_AUTH) == Some("application");
+        if declared && self.allow_application_auth {
+            findings.push(Finding::Warning(format!(
                 "authentication is left to the application ({APPLICATION_AUTH}: application); make sure every path checks credentials"
-            )),
-            (true, false) => {
-                Finding::Violation(format!("{APPLICATION_AUTH}: application is not accepted here; {}", fix(subject)))
+            )));
+            return;
+        }
+        let (what, fix) = self.missing(ingress, subject);
+        findings.push(Finding::Violation(match (declared, self.allow_application_auth) {
+            (true, _) => format!("{APPLICATION_AUTH}: application is not accepted here; {fix}"),
+            (false, true) => format!("{what}; {fix}, or {APPLICATION_AUTH}: application"),
+            (false, false) => format!("{what}; {fix}"),
+        }));
+    }
+
+    /// Whether ingress-nginx's annotations count for `family` too.
+    fn nginx_on(&self, family: Family) -> bool {
+        family == Family::Traefik && self.nginx_annotations_on_traefik
+    }
+
+    /// What is missing and how to add it, for the Ingress's controller. Short,
+    /// like [`crate::engine::controller::Dialect::auth_fix`].
+    fn missing(&self, ingress: &Ingress, subject: &Subject<'_>) -> (Cow<'static, str>, &'static str) {
+        match subject.controller {
+            Some(family) => {
+                let fix = if self.nginx_on(family) { TRAEFIK_NGINX_FIX } else { family.dialect().auth_fix };
+                (format!("no authentication for the {} controller", family.as_str()).into(), fix)
             }
-            (false, true) => Finding::Violation(format!(
-                "no authentication for {}; {}, or {APPLICATION_AUTH}: application",
-                subject.controller_name(),
-                fix(subject)
-            )),
-            (false, false) => Finding::Violation(format!(
-                "no authentication for {}; {}",
-                subject.controller_name(),
-                fix(subject)
-            )),
-        });
+            None => match ControllerMap::class_of(ingress) {
+                Some(class) => (
+                    format!("unknown ingress class {}: no auth annotation counts", shown(class)).into(),
+                    "map it by IngressClass spec.controller or IngressControllers",
+                ),
+                None => (
+                    "no ingress class, so no auth annotation counts".into(),
+                    "set spec.ingressClassName (or a default in IngressControllers)",
+                ),
+            },
+        }
     }
 }
 
-/// How to add authentication for the Ingress's controller. Short, like
-/// [`crate::engine::controller::Dialect::auth_fix`].
-fn fix(subject: &Subject<'_>) -> &'static str {
-    match subject.controller {
-        Some(family) => family.dialect().auth_fix,
-        None => "set spec.ingressClassName to a known class and use its auth annotations",
+/// A class name for a message, quoted and cut at [`SHOWN_CLASS_CHARS`].
+fn shown(class: &str) -> String {
+    match class.char_indices().nth(SHOWN_CLASS_CHARS) {
+        None => format!("{class:?}"),
+        Some((end, _)) => format!("{:?}...", &class[..end]),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::rules::Rule;
     use crate::engine::rules::testing::*;
     use serde_json::json;
 
@@ -134,8 +188,95 @@ mod tests {
                  to traefik.ingress.kubernetes.io/router.middlewares, or portcullis.dev/auth: application"
             )]
         );
-        // Unknown class: any known method counts.
-        assert_eq!(check(&auth(), &ing("custom", json!({"alb.ingress.kubernetes.io/auth-type": "oidc"}))), vec![]);
+    }
+
+    #[test]
+    fn accepts_f5_nginx_methods_only_for_f5_nginx() {
+        for annotations in [
+            json!({"nginx.org/basic-auth-secret": "users"}),
+            json!({"nginx.com/jwt-key": "jwk", "nginx.com/jwt-realm": "shop"}),
+        ] {
+            assert_eq!(check(&auth(), &ing("nginx-plus", annotations.clone())), vec![], "{annotations}");
+        }
+        let f5_missing = violation(
+            "no authentication for the f5-nginx controller; set nginx.org/basic-auth-secret \
+             (or nginx.com/jwt-key with NGINX Plus), or portcullis.dev/auth: application",
+        );
+        // ingress-nginx's annotations mean nothing to F5 NGINX, and the other way round.
+        let ingress_nginx = json!({"nginx.ingress.kubernetes.io/auth-url": "https://auth.example.com/check"});
+        assert_eq!(check(&auth(), &ing("nginx-plus", ingress_nginx)), vec![f5_missing.clone()]);
+        assert_eq!(check(&auth(), &ing("nginx-plus", json!({"nginx.org/basic-auth-secret": " "}))), vec![f5_missing]);
+        assert_eq!(check(&auth(), &ing("nginx", json!({"nginx.org/basic-auth-secret": "users"}))).len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_class_is_judged_strictly() {
+        // Before, any controller's method counted for an unknown class.
+        for annotations in [
+            json!({"alb.ingress.kubernetes.io/auth-type": "oidc"}),
+            json!({"nginx.ingress.kubernetes.io/auth-url": "https://auth.example.com/check"}),
+            json!({"haproxy.org/auth-type": "basic-auth", "haproxy.org/auth-secret": "users"}),
+        ] {
+            assert_eq!(
+                check(&auth(), &ing("company-edge", annotations.clone())),
+                vec![violation(
+                    "unknown ingress class \"company-edge\": no auth annotation counts; map it by \
+                     IngressClass spec.controller or IngressControllers, or portcullis.dev/auth: application"
+                )],
+                "{annotations}"
+            );
+        }
+        let classless = ingress(json!({"metadata": {"name": "web", "annotations": {
+            "nginx.ingress.kubernetes.io/auth-url": "https://auth.example.com/check"}}, "spec": {}}));
+        assert_eq!(
+            check(&auth(), &classless),
+            vec![violation(
+                "no ingress class, so no auth annotation counts; set spec.ingressClassName (or a default in \
+                 IngressControllers), or portcullis.dev/auth: application"
+            )]
+        );
+        let long = "a".repeat(60);
+        assert_eq!(
+            check(&rule(json!({"ingressAuth": {"allowApplicationAuth": false}})), &ing(&long, json!({}))),
+            vec![violation(&format!(
+                "unknown ingress class \"{}\"...: no auth annotation counts; map it by IngressClass \
+                 spec.controller or IngressControllers",
+                "a".repeat(40)
+            ))]
+        );
+        // The application's own authentication does not depend on the controller.
+        assert_eq!(
+            check(&auth(), &ing("company-edge", json!({"portcullis.dev/auth": "application"}))),
+            vec![Finding::Warning(
+                "authentication is left to the application (portcullis.dev/auth: application); make sure every path checks credentials".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn nginx_methods_count_on_traefik_only_when_traefik_reads_them() {
+        let nginx_auth = [
+            json!({"nginx.ingress.kubernetes.io/auth-url": "https://auth.example.com/check"}),
+            json!({"nginx.ingress.kubernetes.io/auth-type": "basic", "nginx.ingress.kubernetes.io/auth-secret": "u"}),
+        ];
+        let mut reading = auth();
+        let Rule::IngressAuth(params) = &mut reading else { unreachable!() };
+        params.count_nginx_annotations_on_traefik();
+        for annotations in nginx_auth {
+            assert_eq!(check(&auth(), &ing("traefik", annotations.clone())).len(), 1, "{annotations}");
+            assert_eq!(check(&reading, &ing("traefik", annotations.clone())), vec![], "{annotations}");
+            // Only on traefik-served Ingresses.
+            assert_eq!(check(&reading, &ing("haproxy", annotations.clone())).len(), 1, "{annotations}");
+        }
+        let middleware = json!({"traefik.ingress.kubernetes.io/router.middlewares": "auth-oidc@kubernetescrd"});
+        assert_eq!(check(&reading, &ing("traefik", middleware)), vec![]);
+        assert_eq!(
+            check(&reading, &ing("traefik", json!({"nginx.ingress.kubernetes.io/auth-type": "basic"}))),
+            vec![violation(
+                "no authentication for the traefik controller; add an approved auth middleware \
+                 (router.middlewares) or nginx auth annotations, or portcullis.dev/auth: application"
+            )]
+        );
     }
 
     #[test]

@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use super::Subject;
 use crate::engine::Finding;
-use crate::engine::controller::AllowList;
 #[cfg(test)]
 use crate::engine::controller::TRAEFIK_MIDDLEWARES;
+use crate::engine::controller::{AllowList, Family};
 use crate::engine::glob::Globs;
 use crate::engine::load_balancer::{self, Exposure, Providers};
 use crate::engine::object::annotation;
@@ -46,6 +46,11 @@ pub struct SourceRanges {
     /// Services: the providers whose settings can make a load balancer internal.
     #[serde(default)]
     providers: Providers,
+    /// ingress-nginx's allow-list annotations count on a traefik-served Ingress
+    /// too (Traefik's NGINX-annotation provider). Not a rule parameter: set by
+    /// the policy loader from the `IngressControllers` option `traefikNginxAnnotations`.
+    #[serde(skip)]
+    nginx_annotations_on_traefik: bool,
 }
 
 /// Who a `/0` range admits, as [`judge`] says it, and for an internal load balancer.
@@ -107,8 +112,15 @@ impl SourceRanges {
         findings.extend(problem.map(Finding::Violation));
     }
 
+    /// Lets ingress-nginx's allow-list annotations count on traefik-served
+    /// Ingresses (the `IngressControllers` option `traefikNginxAnnotations`).
+    pub fn count_nginx_annotations_on_traefik(&mut self) {
+        self.nginx_annotations_on_traefik = true;
+    }
+
     pub fn check_ingress(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
-        let families = subject.families();
+        let traefik_reads_nginx = subject.controller == Some(Family::Traefik) && self.nginx_annotations_on_traefik;
+        let families = if traefik_reads_nginx { &[Family::Traefik, Family::Nginx] } else { subject.families() };
         let present = families
             .iter()
             .flat_map(|family| family.dialect().allow_list_annotations())
@@ -133,6 +145,9 @@ impl SourceRanges {
                 AllowList::Cidrs(keys) => {
                     format!("no source allow-list, so any client can reach it; set {} to the client CIDRs", keys[0])
                 }
+                AllowList::Middleware(_) if traefik_reads_nginx => "no source allow-list, so any client can reach it; \
+                     add an approved ipAllowList middleware or nginx whitelist-source-range"
+                    .to_owned(),
                 AllowList::Middleware(key) => format!(
                     "no source allow-list, so any client can reach it; add an approved ipAllowList middleware to {key}"
                 ),
@@ -335,6 +350,60 @@ mod tests {
         assert_eq!(
             check(&rule, &ing("custom", json!({"alb.ingress.kubernetes.io/inbound-cidrs": "10.0.0.0/8"}))),
             vec![]
+        );
+    }
+
+    #[test]
+    fn f5_nginx_has_no_allow_list_annotation() {
+        let rule = rule(json!({"sourceRanges": {}}));
+        let message = "the f5-nginx controller has no allow-list annotation, so any client can reach it; \
+                       restrict sources at the load balancer or firewall";
+        assert_eq!(check(&rule, &ing("nginx-plus", json!({}))), vec![violation(message)]);
+        // ingress-nginx's annotation means nothing to F5 NGINX.
+        let nginx = json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"});
+        assert_eq!(check(&rule, &ing("nginx-plus", nginx)), vec![violation(message)]);
+    }
+
+    #[test]
+    fn nginx_allow_lists_count_on_traefik_only_when_traefik_reads_them() {
+        let mut reading = rule(json!({"sourceRanges": {"traefikMiddlewares": ["*-office-only@kubernetescrd"]}}));
+        let crate::engine::rules::Rule::SourceRanges(params) = &mut reading else { unreachable!() };
+        params.count_nginx_annotations_on_traefik();
+        let plain = rule(json!({"sourceRanges": {"traefikMiddlewares": ["*-office-only@kubernetescrd"]}}));
+        for key in
+            ["nginx.ingress.kubernetes.io/whitelist-source-range", "nginx.ingress.kubernetes.io/allowlist-source-range"]
+        {
+            let listed = ing("traefik", json!({key: "203.0.113.0/24"}));
+            assert_eq!(check(&reading, &listed), vec![], "{key}");
+            assert_eq!(
+                check(&plain, &listed),
+                vec![violation(&format!(
+                    "no source allow-list, so any client can reach it; add an approved ipAllowList middleware to {TRAEFIK_MIDDLEWARES}"
+                ))],
+                "{key}"
+            );
+            // Only on traefik-served Ingresses.
+            assert_eq!(check(&reading, &ing("haproxy", json!({key: "203.0.113.0/24"}))).len(), 1, "{key}");
+        }
+        // The nginx list is judged like any other.
+        assert_eq!(
+            check(
+                &reading,
+                &ing("traefik", json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "0.0.0.0/0"}))
+            ),
+            vec![violation(
+                "nginx.ingress.kubernetes.io/whitelist-source-range includes 0.0.0.0/0, which opens it to the whole internet; list only the client CIDRs"
+            )]
+        );
+        assert_eq!(
+            check(&reading, &ing("traefik", json!({TRAEFIK_MIDDLEWARES: "web-office-only@kubernetescrd"}))),
+            vec![]
+        );
+        assert_eq!(
+            check(&reading, &ing("traefik", json!({}))),
+            vec![violation(
+                "no source allow-list, so any client can reach it; add an approved ipAllowList middleware or nginx whitelist-source-range"
+            )]
         );
     }
 }
