@@ -18,6 +18,9 @@ pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
 /// The namespace of a manifest that names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// The name of an object that has neither `metadata.name` nor `metadata.generateName`.
+pub const UNNAMED: &str = "(unnamed)";
+
 /// The uid of a review built from a manifest.
 pub const OFFLINE_UID: &str = "portcullis-offline";
 
@@ -77,17 +80,21 @@ pub(crate) struct Parts<'a> {
 impl Review {
     /// Parses the objects of a request: only for the kinds portcullis has rules
     /// for, the old object only on UPDATE. A request without a name takes the
-    /// object's `metadata.name`, else its `generateName`.
+    /// object's `metadata.name`, else its `generateName` (a CREATE that lets
+    /// the API server pick the name), else [`UNNAMED`].
     pub(crate) fn assemble(parts: Parts<'_>) -> Review {
         let kind = Kind::parse(parts.kind);
-        let parse = |json: Option<&str>| json.filter(|_| kind != Kind::Other).map(|json| Object::from_json(kind, json));
+        let parse = |json: Option<&str>| json.filter(|_| kind != Kind::Other).map(|json| parse_object(kind, json));
         let object = parse(parts.object);
         let old_object = if parts.operation == Operation::Update { parse(parts.old_object) } else { None };
         let mut name = parts.name;
-        if name.is_empty()
-            && let Some(meta) = object.as_ref().and_then(Object::metadata)
-        {
-            name = meta.name.clone().or_else(|| meta.generate_name.clone()).unwrap_or_default();
+        if name.is_empty() {
+            let given = |field: &Option<String>| field.clone().filter(|name| !name.is_empty());
+            name = object
+                .as_ref()
+                .and_then(Object::metadata)
+                .and_then(|meta| given(&meta.name).or_else(|| given(&meta.generate_name)))
+                .unwrap_or_else(|| UNNAMED.to_owned());
         }
         Review {
             api_version: parts.api_version,
@@ -130,7 +137,7 @@ impl Review {
     /// Adds the object as it was before an UPDATE.
     pub fn with_old_object(mut self, old: &Value) -> Review {
         if self.operation == Operation::Update && self.kind != Kind::Other {
-            self.old_object = Some(Object::from_json(self.kind, &old.to_string()));
+            self.old_object = Some(parse_object(self.kind, &old.to_string()));
         }
         self
     }
@@ -169,6 +176,45 @@ impl Review {
     }
 }
 
+/// Parses an object with the engine's lean parser ([`Object::from_json`]).
+/// When it does not fit its kind's schema, the error is read again to name the
+/// field it is about (`spec.ports[0].port: invalid type: ...`), as
+/// [`crate::documents::from_value`] does for policy files: only on this
+/// rare path, so a valid object is parsed once.
+fn parse_object(kind: Kind, json: &str) -> Object {
+    let object = Object::from_json(kind, json);
+    let Object::Invalid { kind, error } = object else { return object };
+    let located = locate(kind, json).unwrap_or(error);
+    Object::Invalid { kind, error: located }
+}
+
+/// The error of reading the object's `metadata` (without `managedFields`)
+/// and `spec`, what the lean parser reads, with its field path; `None` when
+/// it names no field (the object itself is the wrong type) or cannot be read.
+fn locate(kind: Kind, json: &str) -> Option<String> {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::networking::v1::Ingress;
+
+    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(json) else { return None };
+    let mut lean = serde_json::Map::new();
+    if let Some(mut metadata) = fields.remove("metadata").filter(|m| !m.is_null()) {
+        if let Some(metadata) = metadata.as_object_mut() {
+            metadata.remove("managedFields");
+        }
+        lean.insert("metadata".to_owned(), metadata);
+    }
+    if let Some(spec) = fields.remove("spec").filter(|s| !s.is_null()) {
+        lean.insert("spec".to_owned(), spec);
+    }
+    let lean = Value::Object(lean);
+    let error = match kind {
+        Kind::Service => crate::documents::from_value::<Service>(&lean).err(),
+        Kind::Ingress => crate::documents::from_value::<Ingress>(&lean).err(),
+        Kind::Other => None,
+    }?;
+    (!error.path.is_empty()).then(|| error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +239,69 @@ mod tests {
         assert!(created.with_old_object(&manifest).old_object.is_none(), "only an UPDATE has an old object");
         let updated = Review::from_manifest(&manifest, "prod", Operation::Update, Requester::default());
         assert!(matches!(updated.with_old_object(&manifest).old_object, Some(Object::Service(_))));
+    }
+
+    #[test]
+    fn an_object_without_a_name_is_named_by_its_generate_name_or_unnamed() {
+        let named = |metadata: Value| {
+            let manifest = json!({"apiVersion": "v1", "kind": "Service", "metadata": metadata});
+            Review::from_manifest(&manifest, "prod", Operation::Create, Requester::default()).name
+        };
+        assert_eq!(named(json!({"name": "web", "generateName": "web-"})), "web");
+        assert_eq!(named(json!({"generateName": "web-"})), "web-");
+        assert_eq!(named(json!({"name": "", "generateName": "web-"})), "web-");
+        assert_eq!(named(json!({})), UNNAMED);
+        assert_eq!(named(json!({"generateName": ""})), "(unnamed)");
+        // An object that cannot be read has no metadata to name it by.
+        assert_eq!(named(json!({"labels": "x"})), UNNAMED);
+    }
+
+    #[test]
+    fn an_object_that_does_not_fit_its_kind_names_the_field() {
+        let invalid =
+            |manifest: Value| match Review::from_manifest(&manifest, "prod", Operation::Create, Requester::default())
+                .object
+            {
+                Some(Object::Invalid { error, .. }) => error,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(
+            invalid(json!({"kind": "Ingress", "spec": {"rules": [{"host": "a"}, {"host": 5}]}})),
+            "spec.rules[1].host: invalid type: integer `5`, expected a string"
+        );
+        assert_eq!(
+            invalid(json!({"kind": "Service", "metadata": {"name": "web", "managedFields": [], "labels": {"a": 1}},
+                           "spec": {"ports": [{"port": 80}]}})),
+            "metadata.labels.a: invalid type: integer `1`, expected a string"
+        );
+        // What no rule reads is not read: a broken status does not matter, ...
+        let status = json!({"kind": "Service", "spec": {"ports": "80"}, "status": {"loadBalancer": 1}});
+        assert_eq!(invalid(status), "spec.ports: invalid type: string \"80\", expected a sequence");
+        // ... and an object that is not a mapping names no field.
+        let review = Review::assemble(Parts {
+            api_version: V1,
+            uid: "u".into(),
+            kind: "Service",
+            name: String::new(),
+            namespace: "prod".into(),
+            operation: Operation::Update,
+            requester: Requester::default(),
+            object: Some("[1]"),
+            old_object: Some(r#"{"spec": {"type": 7}}"#),
+            dry_run: false,
+        });
+        assert_eq!(
+            review.object,
+            Some(Object::Invalid { kind: Kind::Service, error: "invalid type: sequence, expected a map".into() })
+        );
+        assert_eq!(
+            review.old_object,
+            Some(Object::Invalid {
+                kind: Kind::Service,
+                error: "spec.type: invalid type: integer `7`, expected a string".into()
+            })
+        );
+        assert_eq!(review.name, UNNAMED);
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub enum Command {
     /// Load the policy directory and list each policy, its action and what it matches.
     Policies(PoliciesArgs),
     /// Evaluate manifests offline with the same engine and policies as the webhook.
-    /// Exit code 0: no denial (warnings allowed); 1: at least one denial; 2: usage or input error.
+    /// Exit code 0: no denial (warnings allowed); 1: at least one denial; 2: usage or input error,
+    /// or a document skipped (unless --skip-unknown).
     Check(CheckArgs),
     /// Run the declarative policy test cases (PolicyTest documents) under DIR
     /// against the policies; prints PASS/FAIL per case and `N passed, N failed`.
@@ -70,6 +71,10 @@ pub struct CheckArgs {
     /// With --fix: rewrite the files in place instead of printing them.
     #[arg(long, requires = "fix")]
     pub write: bool,
+    /// Report what cannot be checked (not a Kubernetes object, Helm template
+    /// syntax, invalid YAML) as skipped without making the exit code 2.
+    #[arg(long)]
+    pub skip_unknown: bool,
 }
 
 #[derive(Debug, Args)]

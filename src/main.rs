@@ -56,6 +56,7 @@ fn main() -> ExitCode {
                 output: args.output,
                 fix: args.fix,
                 write: args.write,
+                skip_unknown: args.skip_unknown,
                 color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             };
             let code =

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::engine::{Decision, Kind, Operation, Outcome, PolicySet, Stage};
+use crate::engine::{Decision, Kind, Operation, Outcome, PORTCULLIS, PolicySet, Severity, Stage};
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -228,6 +228,17 @@ impl Metrics {
                 })
                 .inc();
         }
+        let reject = |policy: Arc<str>| {
+            self.rejections
+                .get_or_create(&RejectionLabels {
+                    policy,
+                    kind: kind.as_str(),
+                    operation: operation.as_str(),
+                    namespace: namespace.to_owned(),
+                    dry_run: dry_run_label(dry_run),
+                })
+                .inc();
+        };
         let mut last = None;
         for policy in decision.denying_policies() {
             // One count per denying policy, however many lines it produced.
@@ -235,15 +246,12 @@ impl Metrics {
                 continue;
             }
             last = Some(policy);
-            self.rejections
-                .get_or_create(&RejectionLabels {
-                    policy: all[policy].shared_name().clone(),
-                    kind: kind.as_str(),
-                    operation: operation.as_str(),
-                    namespace: namespace.to_owned(),
-                    dry_run: dry_run_label(dry_run),
-                })
-                .inc();
+            reject(all[policy].shared_name().clone());
+        }
+        // A denial in portcullis' own name (an object that cannot be read as
+        // its kind) is said once and counted once, as policy="portcullis".
+        if decision.of(Severity::Deny).any(|finding| finding.policy.is_none()) {
+            reject(Arc::from(PORTCULLIS));
         }
         // Counted only when the response carries the patch and allows the
         // request: a patch in a denial is never applied, and an empty patch
@@ -429,6 +437,45 @@ mod tests {
             vec![
                 r#"portcullis_mutations_total{policy="https-redirect",kind="Ingress",dry_run="false"} 1"#,
                 r#"portcullis_mutations_total{policy="https-redirect",kind="Ingress",dry_run="true"} 2"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_object_is_one_rejection_by_portcullis() {
+        let policies = bundled();
+        let metrics = Metrics::new();
+        let manifest = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                                          "spec": {"type": 7}});
+        let review = crate::admission::Review::from_manifest(
+            &manifest,
+            "production",
+            Operation::Create,
+            crate::admission::Requester::default(),
+        );
+        let decision =
+            crate::engine::evaluate(&review.input(Stage::Validate), &policies, crate::engine::NamespaceLabels::none());
+        assert!(decision.results.len() > 1, "several policies match: {:?}", decision.results);
+        metrics.record_review(
+            Stage::Validate,
+            Operation::Create,
+            Kind::Service,
+            "production",
+            false,
+            &decision,
+            &policies,
+            Duration::ZERO,
+        );
+        let rejections: Vec<String> = metrics
+            .encode_prometheus()
+            .lines()
+            .filter(|l| l.starts_with("portcullis_admission_rejections_total{"))
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            rejections,
+            [
+                r#"portcullis_admission_rejections_total{policy="portcullis",kind="Service",operation="CREATE",namespace="production",dry_run="false"} 1"#
             ]
         );
     }

@@ -135,7 +135,7 @@ async fn survives_bad_input_while_a_healthy_client_keeps_working() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             out["response"]["status"]["message"],
-            "[no-external-ips] Service prod/: the object cannot be read as a Service: invalid type: sequence, expected a map; correct the manifest"
+            "[portcullis] Service prod/(unnamed): the object cannot be read as a Service: invalid type: sequence, expected a map; correct the manifest"
         );
 
         let mut no_uid = fixture("v1.32/service-create-clusterip.json");
@@ -178,7 +178,7 @@ async fn survives_bad_input_while_a_healthy_client_keeps_working() {
         assert_eq!(out["response"]["allowed"], false, "a matched object that cannot be read is never allowed");
         assert_eq!(
             out["response"]["status"]["message"],
-            "[no-external-ips] Service production/web-nodeport: the object cannot be read as a Service: invalid type: integer `42`, expected a string; correct the manifest"
+            "[portcullis] Service production/web-nodeport: the object cannot be read as a Service: metadata.name: invalid type: integer `42`, expected a string; correct the manifest"
         );
 
         let mut unknown = fixture("v1.32/service-create-clusterip.json");

@@ -391,18 +391,101 @@ fn denies_a_new_violation_in_an_update_of_a_violating_object() {
 #[test]
 fn denies_an_object_that_fails_typed_parsing_for_a_matched_kind() {
     let broken = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": "80"}});
-    let verdict = judge(&review("CREATE", "dev", broken, None));
-    assert!(!verdict.allowed);
     assert_eq!(
-        verdict.message,
-        "[no-external-ips] Service dev/web: the object cannot be read as a Service: invalid type: string \"80\", expected a sequence; correct the manifest"
+        judge(&review("CREATE", "dev", broken, None)),
+        denied(&[
+            "[portcullis] Service dev/web: the object cannot be read as a Service: spec.ports: invalid type: string \"80\", expected a sequence; correct the manifest"
+        ])
     );
-    // Several policies match in production: said once, and still denied.
+    // Several policies match in production: said once, under portcullis' own name, and still denied.
     let broken = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"type": 7}});
     assert_eq!(
-        judge(&review("CREATE", "production", broken, None)),
+        judge(&review("CREATE", "production", broken.clone(), None)),
         denied(&[
-            "[no-external-ips] Service production/web: the object cannot be read as a Service: invalid type: integer `7`, expected a string; correct the manifest"
+            "[portcullis] Service production/web: the object cannot be read as a Service: spec.type: invalid type: integer `7`, expected a string; correct the manifest"
+        ])
+    );
+    // An Ingress, with its article; warn-ingress-auth and ingress-source-allow-list match too.
+    let broken = ingress("web", json!({}), json!({"ingressClassName": "nginx", "rules": [{"host": ["a", "b"]}]}));
+    assert_eq!(
+        judge(&review("CREATE", "dev", broken, None)),
+        denied(&[
+            "[portcullis] Ingress dev/web: the object cannot be read as an Ingress: spec.rules[0].host: invalid type: sequence, expected a string; correct the manifest"
+        ])
+    );
+    // No policy matches in kube-system: nothing to judge, nothing said.
+    assert_eq!(
+        judge(&review(
+            "CREATE",
+            "kube-system",
+            json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": 7}}),
+            None
+        )),
+        allowed()
+    );
+}
+
+#[test]
+fn names_an_object_by_its_generate_name_or_unnamed() {
+    let generated = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"generateName": "web-"},
+                           "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+    assert_eq!(
+        judge(&review("CREATE", "production", generated, None)),
+        denied(&[&format!("[no-nodeport-in-production] Service production/web-: {NODEPORT}")])
+    );
+    let nameless = json!({"apiVersion": "v1", "kind": "Service", "metadata": {},
+                          "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+    assert_eq!(
+        judge(&review("CREATE", "production", nameless, None)),
+        denied(&[&format!("[no-nodeport-in-production] Service production/(unnamed): {NODEPORT}")])
+    );
+    let unreadable = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"labels": []}});
+    assert_eq!(
+        judge(&review("CREATE", "dev", unreadable, None)),
+        denied(&[
+            "[portcullis] Service dev/(unnamed): the object cannot be read as a Service: metadata.labels: invalid type: sequence, expected a map; correct the manifest"
+        ])
+    );
+}
+
+#[test]
+fn a_decision_never_repeats_a_line() {
+    // An unknown class is judged by every controller's switches; gce and contour share this one.
+    let spec = json!({"ingressClassName": "my-own", "rules": [{"host": "shop.example.com"}],
+                      "tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]});
+    let verdict = judge(&review(
+        "CREATE",
+        "dev",
+        ingress("shop", json!({"kubernetes.io/ingress.allow-http": "true"}), spec),
+        None,
+    ));
+    let tls: Vec<&str> = verdict.message.lines().filter(|line| line.starts_with("[require-ingress-tls]")).collect();
+    assert_eq!(
+        tls,
+        [
+            "[require-ingress-tls] Ingress dev/shop: kubernetes.io/ingress.allow-http: \"true\" serves the hosts over plain HTTP; set it to \"false\""
+        ]
+    );
+    let lines: Vec<&str> = verdict.message.lines().chain(verdict.warnings.iter().map(String::as_str)).collect();
+    let unique: std::collections::BTreeSet<&&str> = lines.iter().collect();
+    assert_eq!(unique.len(), lines.len(), "{lines:#?}");
+}
+
+#[test]
+fn accepts_the_nginx_default_certificate_only() {
+    let spec = |class: &str| json!({"ingressClassName": class, "rules": [{"host": "shop.example.com"}], "tls": [{"hosts": ["shop.example.com"]}]});
+    let nginx = judge(&review("CREATE", "dev", ingress("shop", good_ingress_annotations(), spec("nginx")), None));
+    assert_eq!(nginx, allowed());
+    let haproxy = ingress(
+        "shop",
+        json!({"haproxy.org/auth-type": "basic-auth", "haproxy.org/auth-secret": "users",
+               "haproxy.org/allow-list": "203.0.113.0/24"}),
+        spec("haproxy"),
+    );
+    assert_eq!(
+        judge(&review("CREATE", "dev", haproxy, None)),
+        denied(&[
+            "[require-ingress-tls] Ingress dev/shop: spec.tls[0] has no secretName, so shop.example.com gets the default certificate of the haproxy controller, which this policy rejects; set spec.tls[0].secretName to a TLS Secret"
         ])
     );
 }

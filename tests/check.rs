@@ -69,7 +69,7 @@ fn walks_a_directory_tree_for_yaml_and_json() {
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
     let files: Vec<&str> = report["results"].as_array().unwrap().iter().map(|r| r["file"].as_str().unwrap()).collect();
     assert_eq!(files, [format!("{DIR}/tree/ingresses/plain.json"), format!("{DIR}/tree/services/nodeport.yaml")]);
-    assert_eq!(report["summary"], json!({"objects": 2, "denied": 1, "warned": 1, "mutated": 0}));
+    assert_eq!(report["summary"], json!({"objects": 2, "denied": 1, "warned": 1, "mutated": 0, "skipped": 0}));
 }
 
 #[test]
@@ -167,7 +167,18 @@ fn schema_errors(schema: &Value, value: &Value) -> Vec<String> {
 fn json_output_follows_the_documented_schema() {
     let schema: Value =
         serde_json::from_str(&std::fs::read_to_string(repo("docs/check-output.schema.json")).unwrap()).unwrap();
-    for file in ["multi.yaml", "list.yaml", "clean.yaml", "warn-only.yaml", "tree"] {
+    let files = [
+        "multi.yaml",
+        "list.yaml",
+        "clean.yaml",
+        "warn-only.yaml",
+        "tree",
+        "broken.yaml",
+        "helm-template.yaml",
+        "not-manifests.yaml",
+        "review-update.json",
+    ];
+    for file in files {
         let run = check(&["--output", "json", &format!("{DIR}/{file}")], None);
         let report: Value = serde_json::from_str(&run.stdout).unwrap();
         let errors = schema_errors(&schema, &report);
@@ -175,6 +186,26 @@ fn json_output_follows_the_documented_schema() {
     }
     // The schema rejects what it does not describe, so the check above can fail.
     assert!(!schema_errors(&schema, &json!({"version": 1, "summary": {}, "results": []})).is_empty());
+    let summary = json!({"objects": 0, "denied": 0, "warned": 0, "mutated": 0, "skipped": 1});
+    assert_eq!(
+        schema_errors(&schema, &json!({"version": 1, "summary": summary, "results": [], "skipped": []})),
+        [""; 0]
+    );
+    let skip = |entry: Value| json!({"version": 1, "summary": summary, "results": [], "skipped": [entry]});
+    let entry =
+        json!({"file": "f.yaml", "document": 1, "item": null, "line": 1, "reason": "not a Kubernetes object: a list"});
+    assert_eq!(schema_errors(&schema, &skip(entry.clone())), [""; 0]);
+    let mut unknown_field = entry.clone();
+    unknown_field["why"] = json!("?");
+    assert_eq!(schema_errors(&schema, &skip(unknown_field)).len(), 1);
+    let mut no_reason = entry;
+    no_reason.as_object_mut().unwrap().remove("reason");
+    assert_eq!(
+        schema_errors(&schema, &skip(no_reason)),
+        [
+            r#"/skipped/0: {"file":"f.yaml","document":1,"item":null,"line":1} fails required: ["file","document","item","line","reason"]"#
+        ]
+    );
     let multi: Value =
         serde_json::from_str(&check(&["-o", "json", &format!("{DIR}/multi.yaml")], None).stdout).unwrap();
     assert_eq!(
@@ -228,10 +259,16 @@ fn exit_codes_distinguish_clean_warned_denied_and_errors() {
     assert_eq!(check(&[&format!("{DIR}/warn-only.yaml")], None).code, 0);
     assert_eq!(check(&[&format!("{DIR}/multi.yaml")], None).code, 1);
 
+    // A document that is not valid YAML is skipped; the others are still checked.
     let broken = check(&[&format!("{DIR}/broken.yaml")], None);
     assert_eq!(
-        (broken.code, broken.stderr.as_str(), broken.stdout.as_str()),
-        (2, "portcullis check: tests/fixtures/check/broken.yaml:10: illegal placement of ':' indicator\n", "")
+        (broken.code, broken.stdout.as_str(), broken.stderr.as_str()),
+        (
+            2,
+            "tests/fixtures/check/broken.yaml\n  document 2 (line 6): skipped: YAML error on line 10: illegal placement of ':' indicator\n\
+             1 objects, 0 denied, 0 warned, 1 skipped\n",
+            SKIPPED_ONE
+        )
     );
     let missing = check(&["no/such/file.yaml"], None);
     assert_eq!(
@@ -241,6 +278,196 @@ fn exit_codes_distinguish_clean_warned_denied_and_errors() {
     let bad_policies = check(&["--policies", "no/such/dir", &format!("{DIR}/clean.yaml")], None);
     assert_eq!(bad_policies.code, 2);
     assert_eq!(check(&["--output", "xml"], None).code, 2, "usage errors exit 2");
+}
+
+const SKIPPED_ONE: &str = "portcullis check: 1 skipped, not checked (see the report); --skip-unknown accepts that\n";
+const RENDER: &str = "render the chart (helm template) and check the output";
+
+#[test]
+fn reports_helm_templates_as_skipped_in_every_format() {
+    let file = format!("{DIR}/helm-template.yaml");
+    let text = check(&[&file], None);
+    assert_eq!(
+        (text.code, text.stdout.as_str(), text.stderr.as_str()),
+        (
+            2,
+            format!(
+                "{file}\n\
+                 \x20 document 1 (line 2): skipped: Helm template syntax {{{{- if .Values.ingress.enabled }}}}; {RENDER}\n\
+                 \x20 document 2 (line 11): skipped: Helm template syntax {{{{ .Release.Name }}}}; {RENDER}\n\
+                 0 objects, 0 denied, 0 warned, 2 skipped\n"
+            )
+            .as_str(),
+            "portcullis check: 2 skipped, not checked (see the report); --skip-unknown accepts that\n"
+        )
+    );
+
+    let json: Value = serde_json::from_str(&check(&["-o", "json", &file], None).stdout).unwrap();
+    assert_eq!(json["summary"], json!({"objects": 0, "denied": 0, "warned": 0, "mutated": 0, "skipped": 2}));
+    assert_eq!(
+        json["skipped"],
+        json!([
+            {"file": file, "document": 1, "item": null, "line": 2,
+             "reason": format!("Helm template syntax {{{{- if .Values.ingress.enabled }}}}; {RENDER}")},
+            {"file": file, "document": 2, "item": null, "line": 11,
+             "reason": format!("Helm template syntax {{{{ .Release.Name }}}}; {RENDER}")},
+        ])
+    );
+
+    let sarif: Value = serde_json::from_str(&check(&["-o", "sarif", &file], None).stdout).unwrap();
+    let results: Vec<(&str, &str, &str, i64)> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["ruleId"].as_str().unwrap(),
+                r["level"].as_str().unwrap(),
+                r["message"]["text"].as_str().unwrap(),
+                r["locations"][0]["physicalLocation"]["region"]["startLine"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let first = format!("document 1: skipped: Helm template syntax {{{{- if .Values.ingress.enabled }}}}; {RENDER}");
+    let second = format!("document 2: skipped: Helm template syntax {{{{ .Release.Name }}}}; {RENDER}");
+    assert_eq!(results, [("portcullis", "warning", first.as_str(), 2), ("portcullis", "warning", second.as_str(), 11)]);
+
+    // --skip-unknown: still reported, but the exit code says what was checked.
+    let accepted = check(&["--skip-unknown", &file], None);
+    assert_eq!((accepted.code, accepted.stdout.as_str(), accepted.stderr.as_str()), (0, text.stdout.as_str(), ""));
+}
+
+#[test]
+fn reports_what_is_not_a_kubernetes_object_and_checks_the_rest() {
+    let file = format!("{DIR}/not-manifests.yaml");
+    let run = check(&[&file], None);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            2,
+            format!(
+                "{file}\n\
+                 \x20 document 1 (line 2): skipped: not a Kubernetes object: no apiVersion and kind\n\
+                 \x20 document 2 (line 5): skipped: not a Kubernetes object: a list\n\
+                 \x20 document 3, item 2 (line 8): skipped: not a Kubernetes object: no apiVersion\n\
+                 1 objects, 0 denied, 0 warned, 3 skipped\n"
+            )
+            .as_str()
+        )
+    );
+    // Template syntax in a kind check does not judge (a PrometheusRule's alert text) is no reason to skip.
+    assert!(!run.stdout.contains("document 4"), "{}", run.stdout);
+
+    // Skipped documents and a denial: with --skip-unknown the denial decides.
+    let stdin = format!(
+        "{}---\n{}",
+        std::fs::read_to_string(repo(&file)).unwrap(),
+        std::fs::read_to_string(repo(DIR).join("tree/services/nodeport.yaml")).unwrap()
+    );
+    let denied = check(&["--skip-unknown", "--namespace", "prod", "-o", "json", "-"], Some(&stdin));
+    let report: Value = serde_json::from_str(&denied.stdout).unwrap();
+    assert_eq!(
+        (denied.code, &report["summary"]),
+        (1, &json!({"objects": 2, "denied": 1, "warned": 0, "mutated": 0, "skipped": 3}))
+    );
+    // Without it, what could not be checked makes the result incomplete: exit 2.
+    assert_eq!(check(&["--namespace", "prod", "-"], Some(&stdin)).code, 2);
+
+    // A scalar document is no object either; an empty one is nothing at all.
+    let scalar = check(&["-o", "json", "-"], Some("just text\n---\n---\n"));
+    let report: Value = serde_json::from_str(&scalar.stdout).unwrap();
+    assert_eq!(
+        (scalar.code, &report["skipped"]),
+        (
+            2,
+            &json!([{"file": "-", "document": 1, "item": null, "line": 1,
+                     "reason": "not a Kubernetes object: a string"}])
+        )
+    );
+}
+
+#[test]
+fn checks_an_admission_review_as_its_request() {
+    let file = format!("{DIR}/review-update.json");
+    let run = check(&[&file], None);
+    // The request's operation: an UPDATE of an object that was already a
+    // NodePort, so a warning where the CREATE of the manifest is denied.
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (
+            0,
+            format!(
+                "{file}\n  document 1 (line 1): Service shop-prod/web (UPDATE)\n    warning \
+                 [no-nodeport-in-production] Service shop-prod/web: {NODEPORT} (pre-existing, allowed for now)\n\
+                 1 objects, 0 denied, 1 warned\n"
+            )
+            .as_str(),
+            ""
+        )
+    );
+    let report: Value = serde_json::from_str(&check(&["-o", "json", &file], None).stdout).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(
+        (&result["kind"], &result["namespace"], &result["name"], &result["operation"], &result["allowed"]),
+        (&json!("Service"), &json!("shop-prod"), &json!("web"), &json!("UPDATE"), &json!(true))
+    );
+
+    // The same decision as the webhook's for that body.
+    let body = std::fs::read(repo(&file)).unwrap();
+    let review = portcullis::admission::Review::decode(&body).unwrap();
+    let set = bundled();
+    let decision = portcullis::engine::evaluate(
+        &review.input(portcullis::engine::Stage::Validate),
+        &set,
+        portcullis::engine::NamespaceLabels::none(),
+    );
+    let warnings: Vec<Value> = decision.warnings(review.about(), &set).into_iter().map(Value::from).collect();
+    let reported: Vec<Value> = result["findings"].as_array().unwrap().iter().map(|f| f["message"].clone()).collect();
+    assert_eq!((decision.allowed(), reported), (true, warnings));
+
+    // The request's namespace, not --namespace, when the object names none.
+    let mut unplaced: Value = serde_json::from_slice(&body).unwrap();
+    unplaced["request"]["object"]["metadata"].as_object_mut().unwrap().remove("namespace");
+    let report: Value =
+        serde_json::from_str(&check(&["--namespace", "dev", "-o", "json", "-"], Some(&unplaced.to_string())).stdout)
+            .unwrap();
+    assert_eq!(report["results"][0]["findings"], result["findings"]);
+    assert_eq!(report["results"][0]["namespace"], "shop-prod");
+
+    // A review the webhook could not decode is skipped, saying why.
+    let mut no_uid: Value = serde_json::from_slice(&body).unwrap();
+    no_uid["request"].as_object_mut().unwrap().remove("uid");
+    let run = check(&["-"], Some(&no_uid.to_string()));
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (
+            2,
+            "-\n  document 1 (line 1): skipped: an AdmissionReview that cannot be decoded: AdmissionReview request has no uid\n\
+             0 objects, 0 denied, 0 warned, 1 skipped\n",
+            SKIPPED_ONE
+        )
+    );
+}
+
+#[test]
+fn fix_patches_the_object_of_an_admission_review_and_keeps_skipped_documents() {
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u", "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+        "namespace": "dev", "operation": "CREATE",
+        "object": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+                   "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["a.example.com"], "secretName": "a"}],
+                            "rules": [{"host": "a.example.com"}]}}}});
+    let input = format!("# kept\nreplicas: [1\n---\n{review}\n");
+    let fixed = check(&["--fix", "--skip-unknown", "-"], Some(&input));
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    let (kept, patched) = fixed.stdout.split_once("---\n").unwrap();
+    assert_eq!(kept, "# kept\nreplicas: [1\n", "a skipped document is written back byte for byte");
+    let patched: Value = serde_saphyr::from_str(patched).unwrap();
+    assert_eq!(
+        patched["request"]["object"]["metadata"]["annotations"],
+        json!({"nginx.ingress.kubernetes.io/force-ssl-redirect": "true"})
+    );
+    assert_eq!(patched["metadata"], Value::Null, "the review itself is not patched");
 }
 
 #[test]

@@ -76,8 +76,7 @@ fn by_webhook(body: &Value, set: &PolicySet) -> (Review, Judged) {
 /// `portcullis check`'s way: the object as a manifest file (a CREATE).
 fn by_check(object: &Value, set: &PolicySet) -> Judged {
     let text = serde_json::to_string_pretty(object).unwrap();
-    let documents = portcullis::check::input::parse("object.json", &text, Format::Json).unwrap();
-    let source = Source { name: "object.json".into(), path: None, format: Format::Json, documents };
+    let source = Source::parse("object.json".into(), None, &text, Format::Json);
     let mut checked = portcullis::check::check(&[source], set, &portcullis::check::Options::default());
     assert_eq!(checked.len(), 1);
     let c = checked.remove(0);

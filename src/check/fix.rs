@@ -28,9 +28,12 @@ pub fn apply(sources: &[Source], checked: &[Checked]) -> Result<Vec<Option<Strin
                 continue;
             }
             let mut value = document.value.clone();
+            // The object of an AdmissionReview is its request's.
+            let review = value.get("kind").and_then(Value::as_str) == Some("AdmissionReview");
             for object in patches {
                 let target = match object.location.item {
                     Some(index) => &mut value["items"][index],
+                    None if review => &mut value["request"]["object"],
                     None => &mut value,
                 };
                 json_patch::patch(target, &object.mutation.patch).map_err(|e| {

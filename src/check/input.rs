@@ -3,6 +3,10 @@
 //! into documents whose original text is kept, so that `--fix` can leave
 //! untouched documents byte-identical. Finding, splitting and parsing live in
 //! [`crate::documents`]; this module adds standard input and the sources.
+//!
+//! A document that is not valid YAML (or a JSON source that is not valid
+//! JSON) does not stop the others: it is kept, text and all, with its error
+//! in [`Source::errors`], and `check` reports it as skipped.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -35,7 +39,59 @@ pub struct Source {
     /// The file to rewrite with `--fix --write`; `None` for standard input.
     pub path: Option<PathBuf>,
     pub format: Format,
+    /// Every document; one that cannot be parsed has a `Null` value.
     pub documents: Vec<Document>,
+    /// The documents that cannot be parsed, by index, with why:
+    /// `YAML error on line 10: ...` (the line in the whole source).
+    pub errors: Vec<(usize, String)>,
+}
+
+impl Source {
+    /// Splits and parses a source's text; a document that is not valid YAML
+    /// (or JSON) is kept with a `Null` value and its error in `errors`.
+    pub fn parse(name: String, path: Option<PathBuf>, text: &str, format: Format) -> Source {
+        let mut source = Source { name, path, format, documents: Vec::new(), errors: Vec::new() };
+        match format {
+            Format::Json => match documents::parse(&source.name, text, format) {
+                Ok(documents) => source.documents = documents,
+                Err(error) => {
+                    source.unparsable(1, text, format!("JSON error on line {}: {}", error.line, error.message))
+                }
+            },
+            Format::Yaml => {
+                let mut start = 1;
+                for (line, chunk) in split_yaml(text) {
+                    // One chunk holds one document: its lines count from the chunk's first.
+                    match documents::parse(&source.name, chunk, format) {
+                        Ok(documents) => source
+                            .documents
+                            .extend(documents.into_iter().map(|d| Document { line: start + d.line - 1, ..d })),
+                        Err(error) => {
+                            let at = start + error.line - 1;
+                            source.unparsable(line, chunk, format!("YAML error on line {at}: {}", error.message));
+                        }
+                    }
+                    start += chunk.matches('\n').count();
+                }
+            }
+        }
+        source
+    }
+
+    fn unparsable(&mut self, line: usize, text: &str, why: String) {
+        self.errors.push((self.documents.len(), why));
+        self.documents.push(Document { line, text: text.to_owned(), value: serde_json::Value::Null });
+    }
+
+    /// Why a document could not be parsed, if it could not.
+    pub fn error(&self, document: usize) -> Option<&str> {
+        self.errors.iter().find(|(index, _)| *index == document).map(|(_, why)| why.as_str())
+    }
+
+    /// The whole text, as read (or as fixed).
+    pub fn text(&self) -> String {
+        self.documents.iter().map(|document| document.text.as_str()).collect()
+    }
 }
 
 /// Inside directories: `*.yaml`, `*.yml` and `*.json` files, recursively, in
@@ -56,9 +112,7 @@ pub fn read(paths: &[String], stdin: &mut dyn Read) -> Result<Vec<Source>, Input
         for file in files(Path::new(path))? {
             let text = documents::read_file(&file)?;
             let format = Format::of_path(&file);
-            let name = file.display().to_string();
-            let documents = parse(&name, &text, format)?;
-            sources.push(Source { name, path: Some(file), format, documents });
+            sources.push(Source::parse(file.display().to_string(), Some(file), &text, format));
         }
     }
     Ok(sources)
@@ -68,8 +122,7 @@ fn read_stdin(stdin: &mut dyn Read) -> Result<Source, InputError> {
     let mut text = String::new();
     stdin.read_to_string(&mut text).map_err(|source| InputError::Read { path: "-".into(), source })?;
     let format = Format::sniff(&text);
-    let documents = parse("-", &text, format)?;
-    Ok(Source { name: "-".into(), path: None, format, documents })
+    Ok(Source::parse("-".into(), None, &text, format))
 }
 
 /// A named file is read whatever its extension; a directory is searched.
@@ -78,7 +131,8 @@ fn files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
     if metadata.is_dir() { Ok(MANIFESTS.find(path)?) } else { Ok(vec![path.to_owned()]) }
 }
 
-/// Splits and parses a source's text ([`documents::parse`]).
+/// Splits and parses a source's text ([`documents::parse`]); the first
+/// document that cannot be parsed is an error.
 pub fn parse(name: &str, text: &str, format: Format) -> Result<Vec<Document>, InputError> {
     Ok(documents::parse(name, text, format)?)
 }
@@ -111,6 +165,29 @@ mod tests {
         let text = "kind: A\n---\nkind: B\nspec: [1, 2\nother: 3\n";
         let err = parse("m.yaml", text, Format::Yaml).unwrap_err();
         assert_eq!(err.to_string(), "m.yaml:5: illegal placement of ':' indicator");
+    }
+
+    #[test]
+    fn a_document_that_cannot_be_parsed_is_kept_with_its_error() {
+        let text = "kind: A\n---\n# two\nkind: B\nspec: [1, 2\nother: 3\n---\nkind: C\n";
+        let source = Source::parse("m.yaml".into(), None, text, Format::Yaml);
+        let values: Vec<&serde_json::Value> = source.documents.iter().map(|d| &d.value).collect();
+        assert_eq!(
+            values,
+            [&serde_json::json!({"kind": "A"}), &serde_json::Value::Null, &serde_json::json!({"kind": "C"})]
+        );
+        let lines: Vec<usize> = source.documents.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [1, 4, 8]);
+        assert_eq!(source.errors, [(1, "YAML error on line 6: illegal placement of ':' indicator".to_owned())]);
+        assert_eq!(
+            (source.error(1), source.error(0)),
+            (Some("YAML error on line 6: illegal placement of ':' indicator"), None)
+        );
+        assert_eq!(source.text(), text, "every byte is kept");
+
+        let json = Source::parse("s.json".into(), None, "{\n\"kind\": }", Format::Json);
+        assert_eq!(json.errors, [(0, "JSON error on line 2: expected value".to_owned())]);
+        assert_eq!((json.documents.len(), json.text()), (1, "{\n\"kind\": }".to_owned()));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use json_patch::PatchOperation;
 use serde_json::{Value, json};
 
 use super::input::Source;
-use super::{Checked, summarize};
-use crate::engine::{Action, PORTCULLIS, PolicyFinding, PolicySet, Severity, Stage};
+use super::{Checked, Location, Skipped, summarize};
+use crate::engine::{Action, Operation, PORTCULLIS, PolicyFinding, PolicySet, Severity, Stage};
 
 /// Version of the JSON output schema.
 pub const JSON_VERSION: u32 = 1;
@@ -74,50 +74,74 @@ fn labels(severity: Severity) -> (&'static str, &'static str, &'static str, &'st
     }
 }
 
-/// One block per file that has findings, then the summary line.
-pub fn text(sources: &[Source], checked: &[Checked], set: &PolicySet, style: Style) -> String {
+/// Where in its file: `document 2, item 1 (line 9)`.
+fn place(location: &Location) -> String {
+    let item = location.item.map(|i| format!(", item {}", i + 1)).unwrap_or_default();
+    format!("document {}{item} (line {})", location.document + 1, location.line)
+}
+
+/// The line `skipped: <why>`.
+fn skipped_line(skipped: &Skipped) -> String {
+    format!("skipped: {}", skipped.reason)
+}
+
+/// One block per file that has findings or skipped documents, in document
+/// order, then the summary line.
+pub fn text(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: &PolicySet, style: Style) -> String {
     let mut out = String::new();
     for (source_index, source) in sources.iter().enumerate() {
-        let mut header = false;
+        // Each entry: its place in the file and its lines.
+        let mut entries: Vec<(&Location, String)> = Vec::new();
         for object in checked.iter().filter(|c| c.location.source == source_index) {
             let fixes = describe_patch(object);
             if object.validation.findings.is_empty() && fixes.is_empty() {
                 continue;
             }
-            if !header {
-                let _ = writeln!(out, "{}", style.paint("1", &source.name));
-                header = true;
-            }
-            let item = object.location.item.map(|i| format!(", item {}", i + 1)).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  document {}{item} (line {}): {}",
-                object.location.document + 1,
-                object.location.line,
-                object_label(object)
-            );
+            // A review's operation, when not the CREATE of a manifest.
+            let operation = match object.operation {
+                Operation::Create => String::new(),
+                other => format!(" ({})", other.as_str()),
+            };
+            let mut block = format!("  {}: {}{operation}\n", place(&object.location), object_label(object));
             for finding in findings(object) {
                 let (color, label, _, _) = labels(finding.severity);
-                let _ = writeln!(out, "    {} {}", style.paint(color, label), object.line(finding, set));
+                let _ = writeln!(block, "    {} {}", style.paint(color, label), object.line(finding, set));
             }
             for fix in fixes {
                 let _ = writeln!(
-                    out,
+                    block,
                     "    {} [{}] would add {fix} (--fix applies it)",
                     style.paint("36", "fix    "),
                     mutating_policies(object, set)
                 );
             }
+            entries.push((&object.location, block));
+        }
+        for skip in skipped.iter().filter(|s| s.location.source == source_index) {
+            let line = format!("  {}: {}\n", place(&skip.location), style.paint("33", &skipped_line(skip)));
+            entries.push((&skip.location, line));
+        }
+        if entries.is_empty() {
+            continue;
+        }
+        entries.sort_by_key(|(location, _)| (location.document, location.item));
+        let _ = writeln!(out, "{}", style.paint("1", &source.name));
+        for (_, block) in entries {
+            out.push_str(&block);
         }
     }
-    let summary = summarize(checked);
-    let _ = writeln!(out, "{} objects, {} denied, {} warned", summary.objects, summary.denied, summary.warned);
+    let summary = summarize(checked, skipped);
+    let _ = write!(out, "{} objects, {} denied, {} warned", summary.objects, summary.denied, summary.warned);
+    if summary.skipped > 0 {
+        let _ = write!(out, ", {} skipped", summary.skipped);
+    }
+    out.push('\n');
     out
 }
 
 /// The JSON report (schema `docs/check-output.schema.json`).
-pub fn json(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value {
-    let summary = summarize(checked);
+pub fn json(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: &PolicySet) -> Value {
+    let summary = summarize(checked, skipped);
     let results: Vec<Value> = checked
         .iter()
         .map(|c| {
@@ -139,16 +163,31 @@ pub fn json(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value {
                 "kind": c.kind.as_str(),
                 "namespace": c.namespace,
                 "name": c.name,
+                "operation": c.operation.as_str(),
                 "allowed": v.allowed(),
                 "findings": findings,
                 "patch": c.mutation.patch,
             })
         })
         .collect();
+    let skipped: Vec<Value> = skipped
+        .iter()
+        .map(|s| {
+            json!({
+                "file": sources[s.location.source].name,
+                "document": s.location.document + 1,
+                "item": s.location.item.map(|i| i + 1),
+                "line": s.location.line,
+                "reason": s.reason,
+            })
+        })
+        .collect();
     json!({
         "version": JSON_VERSION,
-        "summary": {"objects": summary.objects, "denied": summary.denied, "warned": summary.warned, "mutated": summary.mutated},
+        "summary": {"objects": summary.objects, "denied": summary.denied, "warned": summary.warned,
+                    "mutated": summary.mutated, "skipped": summary.skipped},
         "results": results,
+        "skipped": skipped,
     })
 }
 
@@ -162,8 +201,17 @@ fn sarif_level(set: &PolicySet, index: usize) -> &'static str {
     }
 }
 
-/// A SARIF 2.1.0 log: one rule per policy, one result per finding and per suggested fix.
-pub fn sarif(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value {
+/// The SARIF location of a file's line.
+fn sarif_uri(source: &Source) -> String {
+    match source.name.as_str() {
+        "-" => "stdin".to_owned(),
+        name => name.trim_start_matches("./").to_owned(),
+    }
+}
+
+/// A SARIF 2.1.0 log: one rule per policy, one result per finding and per
+/// suggested fix, and one (rule `portcullis`, level warning) per skipped document.
+pub fn sarif(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: &PolicySet) -> Value {
     let rules: Vec<Value> = set
         .policies()
         .iter()
@@ -180,10 +228,7 @@ pub fn sarif(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value 
         .collect();
     let mut results = Vec::new();
     for c in checked {
-        let uri = match sources[c.location.source].name.as_str() {
-            "-" => "stdin".to_owned(),
-            name => name.trim_start_matches("./").to_owned(),
-        };
+        let uri = sarif_uri(&sources[c.location.source]);
         let location = json!([{
             "physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": c.location.line}},
             "logicalLocations": [{"fullyQualifiedName": object_label(c), "kind": "resource"}],
@@ -210,6 +255,18 @@ pub fn sarif(sources: &[Source], checked: &[Checked], set: &PolicySet) -> Value 
             let line = format!("[{}] {}: would add {fixes}", set.policies()[index].name(), object_label(c));
             push(Some(index), line, "note");
         }
+    }
+    for skip in skipped {
+        let item = skip.location.item.map(|i| format!(", item {}", i + 1)).unwrap_or_default();
+        results.push(json!({
+            "ruleId": PORTCULLIS,
+            "level": "warning",
+            "message": {"text": format!("document {}{item}: {}", skip.location.document + 1, skipped_line(skip))},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": sarif_uri(&sources[skip.location.source])},
+                "region": {"startLine": skip.location.line},
+            }}],
+        }));
     }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

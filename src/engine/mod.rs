@@ -75,20 +75,16 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
             |severity, text: String, pre_existing| PolicyFinding { policy: Some(index), severity, text, pre_existing };
 
         if let Object::Invalid { error, .. } = object {
-            // Said once: denied by the first matching Deny policy, else warned
-            // by the first Warn policy.
-            let text =
-                || format!("the object cannot be read as a {}: {error}; correct the manifest", input.kind.as_str());
-            let said = |severity| decision.of(severity).next().is_some();
-            match policy.action() {
-                Action::Deny if !said(Severity::Deny) => {
-                    decision.findings.retain(|f| f.severity != Severity::Warn);
-                    decision.findings.push(finding(Severity::Deny, text(), false));
-                }
-                Action::Warn if !said(Severity::Deny) && !said(Severity::Warn) => {
-                    decision.findings.push(finding(Severity::Warn, text(), false))
-                }
-                _ => {}
+            // No rule can judge it, so no policy's name is on it: denied once
+            // under portcullis' own name as soon as a validating policy
+            // matches, whatever the policies' actions.
+            if !decision.findings.iter().any(|f| f.policy.is_none() && f.severity == Severity::Deny) {
+                decision.findings.push(PolicyFinding {
+                    policy: None,
+                    severity: Severity::Deny,
+                    text: unreadable(input.kind, error),
+                    pre_existing: false,
+                });
             }
             decision.results.push(PolicyResult { policy: index, outcome: Outcome::Error });
             continue;
@@ -122,6 +118,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         decision.results.push(PolicyResult { policy: index, outcome });
     }
     decision.patch = patch.build();
+    dedupe(&mut decision.findings);
     let unknown = matches!(labels, NamespaceLabels::Unknown);
     if unknown && input.stage == Stage::Validate && policies.environments().iter().any(Environment::has_selector) {
         decision.findings.push(PolicyFinding {
@@ -138,6 +135,27 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
     decision
 }
 
+/// The denial of an object that does not fit its kind's schema.
+fn unreadable(kind: Kind, error: &str) -> String {
+    let kind = kind.as_str();
+    let article = if kind.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    format!("the object cannot be read as {article} {kind}: {error}; correct the manifest")
+}
+
+/// Drops a finding that repeats an earlier one word for word (same policy,
+/// severity and text), such as one switch shared by two controller families:
+/// a decision never says the same line twice.
+fn dedupe(findings: &mut Vec<PolicyFinding>) {
+    let mut seen = 0;
+    while seen < findings.len() {
+        if findings[..seen].contains(&findings[seen]) {
+            findings.remove(seen);
+        } else {
+            seen += 1;
+        }
+    }
+}
+
 /// The violations the object had before this update, to recognise existing ones.
 fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMap) -> Vec<Finding> {
     match input.old_object {
@@ -147,5 +165,114 @@ fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMa
             policy.rule().check(&rules::Subject { object: old, controller })
         }
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(policy: Option<usize>, severity: Severity, text: &str) -> PolicyFinding {
+        PolicyFinding { policy, severity, text: text.to_owned(), pre_existing: false }
+    }
+
+    #[test]
+    fn dedupe_keeps_the_first_of_identical_findings_only() {
+        let mut findings = vec![
+            finding(Some(0), Severity::Deny, "a"),
+            finding(Some(0), Severity::Deny, "b"),
+            finding(Some(0), Severity::Deny, "a"),
+            finding(Some(1), Severity::Deny, "a"),
+            finding(Some(0), Severity::Warn, "a"),
+            finding(None, Severity::Notice, "n"),
+            finding(Some(1), Severity::Deny, "a"),
+            finding(None, Severity::Notice, "n"),
+        ];
+        let mut pre_existing = finding(Some(0), Severity::Warn, "a");
+        pre_existing.pre_existing = true;
+        findings.push(pre_existing.clone());
+        dedupe(&mut findings);
+        assert_eq!(
+            findings,
+            [
+                finding(Some(0), Severity::Deny, "a"),
+                finding(Some(0), Severity::Deny, "b"),
+                finding(Some(1), Severity::Deny, "a"),
+                finding(Some(0), Severity::Warn, "a"),
+                finding(None, Severity::Notice, "n"),
+                pre_existing,
+            ]
+        );
+    }
+
+    /// A policy set from YAML policy documents.
+    fn policies(yaml: &str) -> PolicySet {
+        crate::policy::load_sources(&[("p.yaml".into(), yaml.to_owned())]).expect("valid policies")
+    }
+
+    fn policy(name: &str, action: &str, rule: &str) -> String {
+        format!(
+            "---\napiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}}}\n\
+             spec: {{action: {action}, match: {{namespaces: [shop]}}, rule: {rule}}}\n"
+        )
+    }
+
+    #[test]
+    fn an_unreadable_object_is_denied_once_under_portcullis_whatever_the_actions() {
+        let set = policies(
+            &[
+                policy("warn-tls", "Warn", "{ingressTls: {}}"),
+                policy("audit-auth", "Audit", "{ingressAuth: {}}"),
+                policy("warn-tls-again", "Warn", "{ingressTls: {}}"),
+                policy("redirect", "Deny", "{setAnnotations: [{add: {a: b}}]}"),
+            ]
+            .concat(),
+        );
+        let manifest = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                                          "metadata": {"name": "web"}, "spec": {"rules": {"host": "a"}}});
+        let judge = |namespace: &str| {
+            let review = crate::admission::Review::from_manifest(
+                &manifest,
+                namespace,
+                Operation::Create,
+                crate::admission::Requester::default(),
+            );
+            let decision = evaluate(&review.input(Stage::Validate), &set, NamespaceLabels::none());
+            let message = decision.message(review.about(), &set);
+            (decision, message)
+        };
+        let (decision, message) = judge("shop");
+        assert_eq!(
+            decision.findings,
+            [finding(
+                None,
+                Severity::Deny,
+                "the object cannot be read as an Ingress: spec.rules: invalid type: map, expected a sequence; correct the manifest"
+            )]
+        );
+        assert_eq!(
+            message,
+            "[portcullis] Ingress shop/web: the object cannot be read as an Ingress: spec.rules: invalid type: map, \
+             expected a sequence; correct the manifest"
+        );
+        // Each matched validating policy could not judge it (the metric's result=error).
+        let error = |policy| PolicyResult { policy, outcome: Outcome::Error };
+        assert_eq!(decision.results, [error(0), error(1), error(2)]);
+        assert_eq!(decision.denying_policies().count(), 0, "no policy's name is on it");
+
+        // Where no validating policy matches, nothing is said.
+        assert_eq!(judge("elsewhere").0, Decision::default());
+    }
+
+    #[test]
+    fn an_unreadable_object_is_named_with_its_article() {
+        assert_eq!(
+            unreadable(Kind::Ingress, "spec.rules: invalid type: map, expected a sequence"),
+            "the object cannot be read as an Ingress: spec.rules: invalid type: map, expected a sequence; correct the manifest"
+        );
+        assert_eq!(
+            unreadable(Kind::Service, "spec.type: invalid type: integer `7`, expected a string"),
+            "the object cannot be read as a Service: spec.type: invalid type: integer `7`, expected a string; correct the manifest"
+        );
     }
 }

@@ -1,18 +1,31 @@
 //! `ingressTls`: every host an Ingress serves is covered by TLS with a
 //! certificate, nothing answers for arbitrary host names, and plain HTTP is not
 //! switched back on through the controller's annotations.
+//!
+//! A `spec.tls` entry without `secretName` is served with the controller's
+//! default certificate (ingress-nginx `--default-ssl-certificate`, often a
+//! wildcard): accepted only for the controller families the policy lists in
+//! `defaultCertificate`, since only the cluster's operator knows whether that
+//! certificate is a real one.
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressTLS};
 use serde::Deserialize;
 
 use super::Subject;
 use crate::engine::Finding;
-use crate::engine::controller::PlainHttp;
+use crate::engine::controller::{Family, PlainHttp};
 use crate::engine::object::{annotation, parse_go_bool};
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngressTls {}
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressTls {
+    /// Controller families configured with a default certificate, which serves
+    /// a `spec.tls` entry that has no `secretName`. Default: none, so such an
+    /// entry is a violation (unless the controller takes the certificate from
+    /// an annotation, such as the ALB's `certificate-arn`).
+    #[serde(default)]
+    default_certificate: Vec<Family>,
+}
 
 /// Whether a TLS host (possibly `*.example.com`) covers a rule host. A wildcard
 /// covers exactly one DNS label.
@@ -105,13 +118,16 @@ impl IngressTls {
             .iter()
             .flat_map(|family| family.dialect().certificate_annotations)
             .any(|key| annotation(&ingress.metadata, key).is_some_and(|v| !v.is_empty()));
-        if !certificate_elsewhere {
+        let default_certificate = subject.controller.is_some_and(|family| self.default_certificate.contains(&family));
+        if !certificate_elsewhere && !default_certificate {
             for (index, entry) in tls.iter().enumerate() {
                 let served: Vec<&str> = hosts.iter().copied().filter(|host| entry_covers(entry, host)).collect();
                 if !served.is_empty() && entry.secret_name.as_deref().is_none_or(str::is_empty) {
                     findings.push(Finding::Violation(format!(
-                        "spec.tls[{index}] has no secretName, so {} gets no certificate; set spec.tls[{index}].secretName to the Secret holding it",
-                        list(&served)
+                        "spec.tls[{index}] has no secretName, so {} gets the default certificate of {}, which this \
+                         policy rejects; set spec.tls[{index}].secretName to a TLS Secret",
+                        list(&served),
+                        subject.controller_name()
                     )));
                 }
             }
@@ -119,7 +135,11 @@ impl IngressTls {
 
         for switch in families.iter().flat_map(|family| family.dialect().plain_http) {
             if let Some(problem) = plain_http(ingress, switch) {
-                findings.push(Finding::Violation(problem));
+                // Families may share a switch (gce and contour): say it once.
+                let problem = Finding::Violation(problem);
+                if !findings.contains(&problem) {
+                    findings.push(problem);
+                }
             }
         }
     }
@@ -218,7 +238,7 @@ mod tests {
         assert_eq!(
             check(&tls_rule(), &ing(spec, json!({}))),
             vec![violation(
-                "spec.tls[0] has no secretName, so a.example.com gets no certificate; set spec.tls[0].secretName to the Secret holding it"
+                "spec.tls[0] has no secretName, so a.example.com gets the default certificate of the nginx controller, which this policy rejects; set spec.tls[0].secretName to a TLS Secret"
             )]
         );
         let alb = json!({"ingressClassName": "alb", "rules": [{"host": "a.example.com"}],
@@ -232,6 +252,64 @@ mod tests {
                 )
             ),
             vec![]
+        );
+    }
+
+    #[test]
+    fn a_declared_default_certificate_serves_entries_without_a_secret() {
+        let rule = rule(json!({"ingressTls": {"defaultCertificate": ["nginx", "haproxy"]}}));
+        let spec = |class: &str| {
+            json!({"ingressClassName": class, "rules": [{"host": "a.example.com"}, {"host": "b.example.com"}],
+                   "tls": [{"hosts": ["a.example.com"], "secretName": "a"}, {"hosts": ["b.example.com"], "secretName": ""}]})
+        };
+        assert_eq!(check(&rule, &ing(spec("nginx"), json!({}))), vec![]);
+        assert_eq!(check(&rule, &ing(spec("haproxy"), json!({}))), vec![]);
+        assert_eq!(
+            check(&rule, &ing(spec("traefik"), json!({}))),
+            vec![violation(
+                "spec.tls[1] has no secretName, so b.example.com gets the default certificate of the traefik controller, which this policy rejects; set spec.tls[1].secretName to a TLS Secret"
+            )]
+        );
+        // An unknown class may have no default certificate at all.
+        assert_eq!(
+            check(&rule, &ing(spec("my-own"), json!({}))),
+            vec![violation(
+                "spec.tls[1] has no secretName, so b.example.com gets the default certificate of an unknown ingress class, which this policy rejects; set spec.tls[1].secretName to a TLS Secret"
+            )]
+        );
+        // The default certificate covers hosts, not missing TLS.
+        let uncovered = json!({"ingressClassName": "nginx", "rules": [{"host": "c.example.com"}], "tls": [{}]});
+        assert_eq!(
+            check(&rule, &ing(uncovered, json!({}))),
+            vec![violation(
+                "host c.example.com is not covered by spec.tls, so it is served over plain HTTP; add it to spec.tls[].hosts with a secretName"
+            )]
+        );
+    }
+
+    #[test]
+    fn default_certificate_names_controller_families() {
+        let error = serde_json::from_value::<crate::engine::rules::Rule>(
+            json!({"ingressTls": {"defaultCertificate": ["nginx", "apache"]}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("unknown variant `apache`, expected one of `nginx`"), "{error}");
+        assert!(
+            serde_json::from_value::<crate::engine::rules::Rule>(json!({"ingressTls": {"defaultCert": []}})).is_err()
+        );
+    }
+
+    #[test]
+    fn a_switch_shared_by_two_families_is_reported_once() {
+        // gce and contour both read kubernetes.io/ingress.allow-http; an unknown class tries both.
+        let spec = json!({"ingressClassName": "my-own", "rules": [{"host": "a.example.com"}],
+                          "tls": [{"hosts": ["a.example.com"], "secretName": "a"}]});
+        assert_eq!(
+            check(&tls_rule(), &ing(spec, json!({"kubernetes.io/ingress.allow-http": "true"}))),
+            vec![violation(
+                "kubernetes.io/ingress.allow-http: \"true\" serves the hosts over plain HTTP; set it to \"false\""
+            )]
         );
     }
 
