@@ -77,6 +77,21 @@ pub(crate) struct Parts<'a> {
     pub dry_run: bool,
 }
 
+/// The manifest's JSON with `metadata.namespace` filled in, as the API server
+/// sends a namespaced object (rules such as `externalName` read it).
+fn in_namespace(manifest: &Value, namespace: &str) -> String {
+    match manifest.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(written) if !written.is_empty() => manifest.to_string(),
+        _ => {
+            let mut manifest = manifest.clone();
+            if let Some(metadata) = manifest.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.insert("namespace".to_owned(), Value::from(namespace));
+            }
+            manifest.to_string()
+        }
+    }
+}
+
 impl Review {
     /// Parses the objects of a request: only for the kinds portcullis has rules
     /// for, the old object only on UPDATE. A request without a name takes the
@@ -115,7 +130,7 @@ impl Review {
     /// for DELETE the manifest is the object deleted (the review carries no
     /// object), for UPDATE add the old object with [`Review::with_old_object`].
     pub fn from_manifest(manifest: &Value, namespace: &str, operation: Operation, requester: Requester) -> Review {
-        let json = manifest.to_string();
+        let json = in_namespace(manifest, namespace);
         let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or_default();
         let deleted = operation == Operation::Delete;
         // As the API server fills in `request.name`: empty for a generated name.
@@ -137,7 +152,7 @@ impl Review {
     /// Adds the object as it was before an UPDATE.
     pub fn with_old_object(mut self, old: &Value) -> Review {
         if self.operation == Operation::Update && self.kind != Kind::Other {
-            self.old_object = Some(parse_object(self.kind, &old.to_string()));
+            self.old_object = Some(parse_object(self.kind, &in_namespace(old, &self.namespace)));
         }
         self
     }
@@ -302,6 +317,25 @@ mod tests {
             })
         );
         assert_eq!(review.name, UNNAMED);
+    }
+
+    #[test]
+    fn the_object_carries_its_namespace_as_the_api_server_sends_it() {
+        let manifest = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "own"},
+                              "spec": {"type": "ExternalName", "externalName": "db.shop.svc.cluster.local"}});
+        let review = Review::from_manifest(&manifest, "shop", Operation::Update, Requester::default())
+            .with_old_object(&manifest);
+        for object in [&review.object, &review.old_object] {
+            let namespace = object.as_ref().and_then(Object::metadata).and_then(|m| m.namespace.as_deref());
+            assert_eq!(namespace, Some("shop"));
+        }
+        // A namespace written in the manifest stays.
+        let written = json!({"kind": "Service", "metadata": {"name": "own", "namespace": "other"}});
+        let review = Review::from_manifest(&written, "shop", Operation::Create, Requester::default());
+        assert_eq!(
+            review.object.as_ref().and_then(Object::metadata).and_then(|m| m.namespace.as_deref()),
+            Some("other")
+        );
     }
 
     #[test]

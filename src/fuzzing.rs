@@ -20,9 +20,13 @@ const BUNDLED: &[(&str, &str)] = &[
     ("no-nodeport-in-production.yaml", include_str!("../policies/no-nodeport-in-production.yaml")),
     ("require-ingress-auth.yaml", include_str!("../policies/require-ingress-auth.yaml")),
     ("require-ingress-tls.yaml", include_str!("../policies/require-ingress-tls.yaml")),
+    ("restrict-external-names.yaml", include_str!("../policies/restrict-external-names.yaml")),
     ("restrict-loadbalancer-source-ranges.yaml", include_str!("../policies/restrict-loadbalancer-source-ranges.yaml")),
+    ("safe-annotation-values.yaml", include_str!("../policies/safe-annotation-values.yaml")),
+    ("safe-ingress-paths.yaml", include_str!("../policies/safe-ingress-paths.yaml")),
     ("warn-ingress-auth.yaml", include_str!("../policies/warn-ingress-auth.yaml")),
     ("warn-loadbalancer-in-production.yaml", include_str!("../policies/warn-loadbalancer-in-production.yaml")),
+    ("warn-wildcard-hosts.yaml", include_str!("../policies/warn-wildcard-hosts.yaml")),
     ("websocket-timeouts.yaml", include_str!("../policies/websocket-timeouts.yaml")),
 ];
 
@@ -65,3 +69,22 @@ const SAMPLE_REVIEWS: &[&str] = &[
     include_str!("../tests/fixtures/demo/ingress-plain-production.json"),
     include_str!("../tests/fixtures/demo/ingress-tls-dev.json"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fuzzed_policy_set_is_every_bundled_policy_file() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let mut files: Vec<String> = crate::policy::policy_files(&dir)
+            .unwrap()
+            .iter()
+            .map(|path| path.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        files.sort();
+        let mut fuzzed: Vec<String> = BUNDLED.iter().map(|(name, _)| (*name).to_owned()).collect();
+        fuzzed.sort();
+        assert_eq!(fuzzed, files, "add new policy files to BUNDLED");
+    }
+}

@@ -30,7 +30,7 @@ fn policies_lists_the_bundled_set() {
     let columns: Vec<&str> = nodeport.split_whitespace().collect();
     assert_eq!(&columns[..5], ["no-nodeport-in-production", "Deny", "serviceType", "Service", "CREATE,UPDATE"]);
     assert!(nodeport.ends_with("environments production; except kube-system,portcullis-system"), "{nodeport}");
-    assert_eq!(text.lines().count(), 1 + 12 + 1, "{text}");
+    assert_eq!(text.lines().count(), 1 + 16 + 1, "{text}");
 }
 
 #[test]
@@ -43,7 +43,8 @@ fn an_invalid_policy_set_is_refused_by_policies_and_serve() {
     .unwrap();
     let expected = format!(
         "portcullis: {}:5: Policy \"bad\": spec.rule.serviceTyp: unknown variant `serviceTyp`, expected one of \
-         `serviceType`, `externalIPs`, `sourceRanges`, `ingressTls`, `ingressAuth`, `forbiddenAnnotations`, `setAnnotations`\n",
+         `serviceType`, `externalIPs`, `externalName`, `sourceRanges`, `ingressTls`, `ingressAuth`, \
+         `forbiddenAnnotations`, `setAnnotations`, `annotationValues`, `ingressPaths`, `wildcardHosts`\n",
         dir.join("bad.yaml").display()
     );
     let out = portcullis().args(["policies", "--policies"]).arg(&dir).output().unwrap();

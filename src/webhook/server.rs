@@ -284,7 +284,10 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
     );
 
     if !decision.allowed() {
-        let denying: Vec<&str> = decision.denying_policies().map(|index| policies.policies()[index].name()).collect();
+        let denying: Vec<&str> = decision
+            .of(engine::Severity::Deny)
+            .map(|finding| finding.policy.map_or(engine::PORTCULLIS, |index| policies.policies()[index].name()))
+            .collect();
         info!(
             uid = %review.uid, kind = review.kind.as_str(), namespace = %review.namespace, name = %review.name,
             operation = review.operation.as_str(), dry_run = review.dry_run, policy = %denying.join(","),
