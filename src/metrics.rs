@@ -132,7 +132,7 @@ impl Metrics {
         registry.register(
             "admission_rejections",
             "Admission requests denied, once per denying policy; dry_run=true for dry-run requests, which persist \
-             nothing, so alert on dry_run=false only",
+             nothing, so alerts leave dry_run=true out",
             rejections.clone(),
         );
         let policy_results = Family::default();
