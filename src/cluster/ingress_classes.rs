@@ -17,26 +17,25 @@
 //! last snapshot keeps serving.
 //!
 //! When a list or watch fails, the watch starts over with a full list after
-//! the namespace cache's pauses (`RETRY_INITIAL` doubling up to `RETRY_MAX`,
+//! the shared pauses of [`super::watch`] (`RETRY_INITIAL` doubling up to `RETRY_MAX`,
 //! minus up to `RETRY_JITTER` at random, reset after `RETRY_RESET_AFTER`
-//! without a failure; see [`super::namespaces`]). One warning is logged when
+//! without a failure). One warning is logged when
 //! an outage starts and one info line when a list succeeds again; each failure
 //! is logged at debug.
 
 use std::collections::BTreeMap;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::networking::v1::IngressClass;
-use kube::runtime::utils::{Backoff, ResetTimerBackoff};
-use kube::runtime::watcher::{self, Event, watcher};
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tracing::{debug, info, warn};
 
-use super::namespaces::{RETRY_INITIAL, RETRY_JITTER, RETRY_MAX, RETRY_RESET_AFTER};
+use super::watch::{Outage, relisting_watch};
 use crate::engine::input::{ClassControllers, IngressClasses};
 
 /// No complete list yet, and no refusal.
@@ -72,7 +71,7 @@ impl IngressClassCache {
     pub fn start(client: Client) -> (Arc<IngressClassCache>, tokio::task::JoinHandle<()>) {
         let api: Api<IngressClass> = Api::all(client);
         let cache = Arc::new(IngressClassCache::default());
-        let task = tokio::spawn(follow(relisting_watch(api), cache.clone()));
+        let task = tokio::spawn(follow(relisting_watch("IngressClass", api), cache.clone()));
         (cache, task)
     }
 
@@ -160,43 +159,6 @@ impl Writer {
     }
 }
 
-type Events = Pin<Box<dyn Stream<Item = watcher::Result<Event<IngressClass>>> + Send>>;
-
-/// Watch events from a kube-runtime watcher that is replaced by a fresh one
-/// (which begins with a full list) after each error, following a pause from
-/// [`RetryBackoff`], as the namespace cache does: every recovery ends in an
-/// `InitDone` that says so.
-fn relisting_watch(api: Api<IngressClass>) -> impl Stream<Item = watcher::Result<Event<IngressClass>>> + Send {
-    let watches = futures::stream::unfold(None, move |backoff: Option<ResetTimerBackoff<RetryBackoff>>| {
-        let api = api.clone();
-        async move {
-            let backoff = match backoff {
-                None => ResetTimerBackoff::new(RetryBackoff::new(), RETRY_RESET_AFTER),
-                Some(mut backoff) => {
-                    let pause = backoff.next().unwrap_or(RETRY_MAX);
-                    debug!(?pause, "restarting the IngressClass watch with a full list");
-                    tokio::time::sleep(pause).await;
-                    backoff
-                }
-            };
-            let watch = watcher(api, watcher::Config::default());
-            Some((through_first_error(Box::pin(watch)), Some(backoff)))
-        }
-    });
-    watches.flatten()
-}
-
-/// The events of `events` up to and including its first error; the watcher is
-/// not polled again after it, so it makes no retry of its own.
-fn through_first_error(events: Events) -> impl Stream<Item = watcher::Result<Event<IngressClass>>> + Send {
-    futures::stream::unfold(Some(events), |events| async move {
-        let mut events = events?;
-        let event = events.next().await?;
-        let more = event.is_ok().then_some(events);
-        Some((event, more))
-    })
-}
-
 /// The HTTP status of an API server's answer refusing a list or watch.
 fn status_of(error: &watcher::Error) -> Option<u16> {
     match error {
@@ -212,12 +174,6 @@ fn status_of(error: &watcher::Error) -> Option<u16> {
 /// forbidden by RBAC, or not served.
 fn is_refusal(error: &watcher::Error) -> bool {
     matches!(status_of(error), Some(403 | 404))
-}
-
-/// A failure of the watch that has not yet ended.
-struct Outage {
-    since: Instant,
-    errors: u64,
 }
 
 /// Follows the watch: applies its events to the cache and keeps readiness and
@@ -269,44 +225,6 @@ async fn follow(events: impl Stream<Item = watcher::Result<Event<IngressClass>>>
         }
     }
     warn!("IngressClass watch ended; serving the last snapshot");
-}
-
-/// Pauses between attempts to list IngressClasses: the namespace cache's
-/// schedule, [`RETRY_INITIAL`] doubling up to [`RETRY_MAX`], each shortened by
-/// up to [`RETRY_JITTER`] at random.
-struct RetryBackoff {
-    next: std::time::Duration,
-    /// A random number in `[0, 1)`.
-    random: fn() -> f64,
-}
-
-impl RetryBackoff {
-    fn new() -> RetryBackoff {
-        RetryBackoff { next: RETRY_INITIAL, random: random_fraction }
-    }
-}
-
-impl Iterator for RetryBackoff {
-    type Item = std::time::Duration;
-
-    fn next(&mut self) -> Option<std::time::Duration> {
-        let pause = self.next;
-        self.next = (pause * 2).min(RETRY_MAX);
-        Some(pause.mul_f64(1.0 - RETRY_JITTER * (self.random)()))
-    }
-}
-
-impl Backoff for RetryBackoff {
-    fn reset(&mut self) {
-        self.next = RETRY_INITIAL;
-    }
-}
-
-/// A random number in `[0, 1)`: std's `RandomState` is seeded randomly.
-fn random_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher, RandomState};
-    let bits = RandomState::new().build_hasher().finish();
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -385,16 +303,5 @@ mod tests {
         assert!(!is_refusal(&watcher::Error::NoResourceVersion));
         let watch = watcher::Error::WatchError(Box::new(kube::core::Status { code: 403, ..Default::default() }));
         assert!(is_refusal(&watch));
-    }
-
-    #[test]
-    fn retries_follow_the_namespace_schedule() {
-        let backoff = RetryBackoff { next: RETRY_INITIAL, random: || 0.0 };
-        let millis: Vec<u128> = backoff.take(7).map(|pause| pause.as_millis()).collect();
-        assert_eq!(millis, [250, 500, 1000, 2000, 4000, 5000, 5000]);
-        let mut jittered = RetryBackoff { next: RETRY_INITIAL, random: || 0.999_999 };
-        assert_eq!(jittered.next().map(|pause| pause.as_millis()), Some(225));
-        jittered.reset();
-        assert_eq!(jittered.next().map(|pause| pause.as_millis()), Some(225));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod ingress_classes;
 pub mod namespaces;
+pub mod watch;
 
 pub use ingress_classes::IngressClassCache;
 pub use namespaces::{Labels, Lookup, NamespaceCache};
