@@ -174,7 +174,8 @@ fn registering_services_for_mutation_is_caught() {
     // A wildcard is not what the policies act on either.
     let mut wildcard = ingresses_rule();
     wildcard.operations = strings(&["*"]);
-    assert!(compare_registrations(&registrations(&[wildcard]), &acted_on(&policies, Stage::Mutate)).is_err());
+    let error = compare_registrations(&registrations(&[wildcard]), &acted_on(&policies, Stage::Mutate)).unwrap_err();
+    assert!(error.contains(r#""networking.k8s.io", "ingresses", "*")"#), "{error}");
 }
 
 #[test]

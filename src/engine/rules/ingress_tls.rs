@@ -295,9 +295,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.starts_with("unknown variant `apache`, expected one of `nginx`"), "{error}");
-        assert!(
-            serde_json::from_value::<crate::engine::rules::Rule>(json!({"ingressTls": {"defaultCert": []}})).is_err()
-        );
+        let error = serde_json::from_value::<crate::engine::rules::Rule>(json!({"ingressTls": {"defaultCert": []}}))
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("unknown field `defaultCert`"), "{error}");
     }
 
     #[test]
