@@ -1,0 +1,187 @@
+//! What the cluster caches share: a kube-runtime watch that is restarted
+//! with a full list after every error, after a bounded pause, so each recovery
+//! ends in an `InitDone` that proves it (a watch resumed from its last
+//! resource version in a quiet cluster sends nothing at all), and the record
+//! of an outage for its log lines.
+
+use std::fmt::Debug;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use kube::Api;
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
+use kube::runtime::watcher::{self, Event, watcher};
+use serde::de::DeserializeOwned;
+use tracing::debug;
+
+/// The pause before the first retry of a failed namespace list or watch; each
+/// further failure doubles it, up to [`RETRY_MAX`].
+pub const RETRY_INITIAL: Duration = Duration::from_millis(250);
+
+/// The longest pause between two attempts to list namespaces, so the cache
+/// follows the cluster at most this long (plus one list) after the API server
+/// is back. kube-runtime's default backoff goes up to 30 s plus jitter.
+pub const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Up to this fraction of each pause is taken off at random, so that replicas
+/// that lost the API server together do not retry in step. Only ever shortens
+/// a pause, so [`RETRY_MAX`] stays a bound.
+pub const RETRY_JITTER: f64 = 0.1;
+
+/// After this long without a failure, the next outage starts again from
+/// [`RETRY_INITIAL`]. Not reset by a successful list alone: a watch that fails
+/// right after each list (say, RBAC allows list but not watch) must not relist
+/// every [`RETRY_INITIAL`]. Well above [`RETRY_MAX`], so the pauses of an
+/// outage never reset it.
+pub const RETRY_RESET_AFTER: Duration = Duration::from_secs(30);
+
+const _: () = assert!(RETRY_INITIAL.as_millis() < RETRY_MAX.as_millis());
+const _: () = assert!(RETRY_RESET_AFTER.as_millis() > 2 * RETRY_MAX.as_millis());
+
+/// A failure of a watch that has not yet ended.
+pub(crate) struct Outage {
+    pub since: Instant,
+    pub errors: u64,
+}
+
+type Events<K> = Pin<Box<dyn Stream<Item = watcher::Result<Event<K>>> + Send>>;
+
+/// Watch events of `api` from a kube-runtime watcher that is replaced by a
+/// fresh one (which begins with a full list) after each error, following a
+/// pause from [`RetryBackoff`]. `what` names the objects in the debug log.
+pub(crate) fn relisting_watch<K>(
+    what: &'static str,
+    api: Api<K>,
+) -> impl Stream<Item = watcher::Result<Event<K>>> + Send
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    let watches = futures::stream::unfold(None, move |backoff: Option<ResetTimerBackoff<RetryBackoff>>| {
+        let api = api.clone();
+        async move {
+            let backoff = match backoff {
+                None => ResetTimerBackoff::new(RetryBackoff::new(), RETRY_RESET_AFTER),
+                Some(mut backoff) => {
+                    let pause = backoff.next().unwrap_or(RETRY_MAX);
+                    debug!(?pause, "restarting the {what} watch with a full list");
+                    tokio::time::sleep(pause).await;
+                    backoff
+                }
+            };
+            let watch: Events<K> = Box::pin(watcher(api, watcher::Config::default()));
+            Some((through_first_error(watch), Some(backoff)))
+        }
+    });
+    watches.flatten()
+}
+
+/// The events of `events` up to and including its first error. The stream is
+/// not polled again after the error, so a kube-runtime watcher makes no retry
+/// of its own.
+fn through_first_error<K: Send + 'static>(events: Events<K>) -> impl Stream<Item = watcher::Result<Event<K>>> + Send {
+    futures::stream::unfold(Some(events), |events| async move {
+        let mut events = events?;
+        let event = events.next().await?;
+        let more = event.is_ok().then_some(events);
+        Some((event, more))
+    })
+}
+
+/// Pauses between attempts to list: [`RETRY_INITIAL`] doubling up to
+/// [`RETRY_MAX`], each shortened by up to [`RETRY_JITTER`] at random.
+///
+/// Hand-written because kube-runtime's `watcher::ExponentialBackoff` can only
+/// be built from a `backon` builder (its constructor is private), and `backon`
+/// is not a dependency here; it is wrapped in kube-runtime's
+/// [`ResetTimerBackoff`] like the library's own default.
+struct RetryBackoff {
+    /// The next pause before jitter.
+    next: Duration,
+    /// A random number in `[0, 1)`.
+    random: fn() -> f64,
+}
+
+impl RetryBackoff {
+    fn new() -> RetryBackoff {
+        RetryBackoff::with_random(random_fraction)
+    }
+
+    fn with_random(random: fn() -> f64) -> RetryBackoff {
+        RetryBackoff { next: RETRY_INITIAL, random }
+    }
+}
+
+impl Iterator for RetryBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let pause = self.next;
+        self.next = (pause * 2).min(RETRY_MAX);
+        Some(pause.mul_f64(1.0 - RETRY_JITTER * (self.random)()))
+    }
+}
+
+impl Backoff for RetryBackoff {
+    fn reset(&mut self) {
+        self.next = RETRY_INITIAL;
+    }
+}
+
+/// A random number in `[0, 1)`, good enough for jitter: std's `RandomState`
+/// is seeded randomly and gives each new instance different keys.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher, RandomState};
+    let bits = RandomState::new().build_hasher().finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn millis(pauses: impl Iterator<Item = Duration>) -> Vec<u128> {
+        pauses.map(|pause| pause.as_millis()).collect()
+    }
+
+    #[test]
+    fn retries_double_from_a_quarter_second_to_five_seconds() {
+        let backoff = RetryBackoff::with_random(|| 0.0);
+        assert_eq!(millis(backoff.take(9)), [250, 500, 1000, 2000, 4000, 5000, 5000, 5000, 5000]);
+    }
+
+    #[test]
+    fn jitter_shortens_a_pause_by_at_most_a_tenth() {
+        let backoff = RetryBackoff::with_random(|| 0.999_999);
+        assert_eq!(millis(backoff.take(7)), [225, 450, 900, 1800, 3600, 4500, 4500]);
+
+        let bases = [250, 500, 1000, 2000, 4000, 5000, 5000];
+        let mut firsts = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let pauses = RetryBackoff::new().take(bases.len()).collect::<Vec<_>>();
+            for (pause, base) in pauses.iter().zip(bases) {
+                let base = Duration::from_millis(base);
+                assert!(*pause <= base && *pause >= base.mul_f64(0.9), "{pause:?} for {base:?}");
+            }
+            firsts.insert(pauses[0]);
+        }
+        assert!(firsts.len() > 1, "the jitter varies: {firsts:?}");
+    }
+
+    #[test]
+    fn reset_starts_the_schedule_over() {
+        let mut backoff = RetryBackoff::with_random(|| 0.0);
+        assert_eq!(millis(backoff.by_ref().take(6)), [250, 500, 1000, 2000, 4000, 5000]);
+        backoff.reset();
+        assert_eq!(millis(backoff.take(2)), [250, 500]);
+    }
+
+    #[test]
+    fn random_fractions_are_in_the_unit_interval() {
+        for _ in 0..1000 {
+            let fraction = random_fraction();
+            assert!((0.0..1.0).contains(&fraction), "{fraction}");
+        }
+    }
+}
