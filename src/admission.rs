@@ -64,6 +64,9 @@ pub struct Review {
 pub(crate) struct Parts<'a> {
     pub api_version: &'static str,
     pub uid: String,
+    /// `request.kind.group`, or the group of the manifest's `apiVersion`
+    /// (`""` for the core group).
+    pub group: &'a str,
     /// `request.kind.kind`, or the manifest's `kind`.
     pub kind: &'a str,
     /// Empty when the request names none (a CREATE with `generateName`).
@@ -98,7 +101,7 @@ impl Review {
     /// object's `metadata.name`, else its `generateName` (a CREATE that lets
     /// the API server pick the name), else [`UNNAMED`].
     pub(crate) fn assemble(parts: Parts<'_>) -> Review {
-        let kind = Kind::parse(parts.kind);
+        let kind = Kind::of(parts.group, parts.kind);
         let parse = |json: Option<&str>| json.filter(|_| kind != Kind::Other).map(|json| parse_object(kind, json));
         let object = parse(parts.object);
         let old_object = if parts.operation == Operation::Update { parse(parts.old_object) } else { None };
@@ -132,12 +135,15 @@ impl Review {
     pub fn from_manifest(manifest: &Value, namespace: &str, operation: Operation, requester: Requester) -> Review {
         let json = in_namespace(manifest, namespace);
         let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
         let deleted = operation == Operation::Delete;
         // As the API server fills in `request.name`: empty for a generated name.
         let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         Review::assemble(Parts {
             api_version: V1,
             uid: OFFLINE_UID.to_owned(),
+            group,
             kind,
             name: name.to_owned(),
             namespace: namespace.to_owned(),
@@ -182,6 +188,7 @@ impl Review {
             old_object: self.old_object.as_ref(),
             dry_run: self.dry_run,
             ingress_classes: IngressClasses::NONE,
+            gateways: &crate::engine::gateway::view::EMPTY,
         }
     }
 
@@ -207,6 +214,7 @@ fn parse_object(kind: Kind, json: &str) -> Object {
 /// and `spec`, what the lean parser reads, with its field path; `None` when
 /// it names no field (the object itself is the wrong type) or cannot be read.
 fn locate(kind: Kind, json: &str) -> Option<String> {
+    use crate::engine::gateway;
     use k8s_openapi::api::core::v1::Service;
     use k8s_openapi::api::networking::v1::Ingress;
 
@@ -225,6 +233,12 @@ fn locate(kind: Kind, json: &str) -> Option<String> {
     let error = match kind {
         Kind::Service => crate::documents::from_value::<Service>(&lean).err(),
         Kind::Ingress => crate::documents::from_value::<Ingress>(&lean).err(),
+        Kind::Gateway => crate::documents::from_value::<gateway::Gateway>(&lean).err(),
+        Kind::ListenerSet => crate::documents::from_value::<gateway::ListenerSet>(&lean).err(),
+        Kind::HttpRoute => crate::documents::from_value::<gateway::HttpRoute>(&lean).err(),
+        Kind::GrpcRoute => crate::documents::from_value::<gateway::GrpcRoute>(&lean).err(),
+        Kind::TlsRoute => crate::documents::from_value::<gateway::TlsRoute>(&lean).err(),
+        Kind::ReferenceGrant => crate::documents::from_value::<gateway::ReferenceGrant>(&lean).err(),
         Kind::Other => None,
     }?;
     (!error.path.is_empty()).then(|| error.to_string())
@@ -296,6 +310,7 @@ mod tests {
         let review = Review::assemble(Parts {
             api_version: V1,
             uid: "u".into(),
+            group: "",
             kind: "Service",
             name: String::new(),
             namespace: "prod".into(),

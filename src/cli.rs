@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "portcullis",
     version,
-    about = "Kubernetes admission webhook against unsafe exposure of Services and Ingresses"
+    about = "Kubernetes admission webhook against unsafe exposure of Services, Ingresses and Gateway API routes"
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,5 +1,5 @@
-//! portcullis: a Kubernetes admission webhook that stops Services and Ingresses
-//! from being exposed to the outside world unsafely.
+//! portcullis: a Kubernetes admission webhook that stops Services, Ingresses and
+//! Gateway API routes from being exposed to the outside world unsafely.
 //!
 //! From the bottom up:
 //! - [`engine`]: the pure, synchronous policy engine (no I/O, no clock, no

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::gateway::GatewayView;
 use super::object::{Kind, Object};
 
 /// The admission operation.
@@ -60,6 +61,9 @@ pub struct Input<'a> {
     /// class; [`IngressClasses::NONE`] without a cluster (the class table of
     /// the policies decides).
     pub ingress_classes: IngressClasses<'a>,
+    /// The Gateways and ListenerSets routes attach to and the policies that
+    /// target routes, as far as known ([`super::gateway::view::EMPTY`]: none).
+    pub gateways: &'a GatewayView,
 }
 
 impl<'a> Input<'a> {

@@ -6,6 +6,7 @@
 
 pub mod controller;
 pub mod decision;
+pub mod gateway;
 pub mod glob;
 pub mod input;
 pub mod load_balancer;
@@ -32,6 +33,10 @@ pub enum Finding {
     /// Always a warning, whatever the policy's action (e.g. an accepted but
     /// weaker configuration).
     Warning(String),
+    /// Not about the object but about how it was judged (e.g. a Gateway the
+    /// route attaches to is unknown, so it was judged as strictly as it could
+    /// be): a portcullis notice, sent whatever the verdict, said once.
+    Notice(String),
 }
 
 /// Evaluates one admission request against the policy set, given the labels of
@@ -62,7 +67,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         {
             continue;
         }
-        let subject = rules::Subject { object, controller };
+        let subject = rules::Subject { object, controller, namespace: input.namespace, gateways: input.gateways };
         if input.stage == Stage::Mutate {
             let before = patch.len();
             policy.rule().mutate(&subject, &mut patch);
@@ -97,6 +102,15 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
                     if policy.action() != Action::Audit {
                         decision.findings.push(finding(Severity::Warn, text, false));
                     }
+                    continue;
+                }
+                Finding::Notice(text) => {
+                    decision.findings.push(PolicyFinding {
+                        policy: None,
+                        severity: Severity::Notice,
+                        text,
+                        pre_existing: false,
+                    });
                     continue;
                 }
                 Finding::Violation(ref text) => text,
@@ -158,14 +172,17 @@ fn dedupe(findings: &mut Vec<PolicyFinding>) {
 
 /// The violations the object had before this update, to recognise existing ones.
 fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMap) -> Vec<Finding> {
-    match input.old_object {
-        Some(old @ Object::Service(_)) => policy.rule().check(&rules::Subject { object: old, controller: None }),
-        Some(old @ Object::Ingress(ingress)) => {
-            let controller = controllers.resolve(ingress, input.ingress_classes);
-            policy.rule().check(&rules::Subject { object: old, controller })
-        }
-        _ => Vec::new(),
-    }
+    let Some(old) = input.old_object else { return Vec::new() };
+    let controller = match old {
+        Object::Ingress(ingress) => controllers.resolve(ingress, input.ingress_classes),
+        _ => None,
+    };
+    policy.rule().check(&rules::Subject {
+        object: old,
+        controller,
+        namespace: input.namespace,
+        gateways: input.gateways,
+    })
 }
 
 #[cfg(test)]

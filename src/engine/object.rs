@@ -4,26 +4,57 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::gateway::{self, Gateway, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant, Route, TlsRoute};
+
 /// The kind of the object under review. Parsed case-insensitively.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Service,
     Ingress,
+    Gateway,
+    ListenerSet,
+    HttpRoute,
+    GrpcRoute,
+    TlsRoute,
+    ReferenceGrant,
     /// Any kind portcullis has no rules for: always allowed.
     Other,
 }
 
 impl Kind {
+    /// Every kind portcullis has rules for.
+    pub const KNOWN: [Kind; 8] = [
+        Kind::Service,
+        Kind::Ingress,
+        Kind::Gateway,
+        Kind::ListenerSet,
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+        Kind::TlsRoute,
+        Kind::ReferenceGrant,
+    ];
+
     /// Kinds are compared case-insensitively: `service`, `SERVICE` and `Service`
-    /// are the same kind.
+    /// are the same kind. Without a group (a policy's `match.kinds`).
     pub fn parse(kind: &str) -> Kind {
-        if kind.eq_ignore_ascii_case("Service") {
-            Kind::Service
-        } else if kind.eq_ignore_ascii_case("Ingress") {
-            Kind::Ingress
-        } else {
-            Kind::Other
-        }
+        Kind::KNOWN.into_iter().find(|known| known.as_str().eq_ignore_ascii_case(kind)).unwrap_or(Kind::Other)
+    }
+
+    /// The kind of an object of API group `group`: a kind of the same name in
+    /// another group, such as Istio's `networking.istio.io` `Gateway` or
+    /// Knative's `Service`, is [`Kind::Other`]. An empty group (a request or
+    /// manifest that names none; the core group has none of these kinds but
+    /// Service) is taken as the kind's own.
+    pub fn of(group: &str, kind: &str) -> Kind {
+        let known = Kind::parse(kind);
+        let group_fits =
+            group.is_empty() || group == known.group() || (known == Kind::Ingress && group == "extensions");
+        if group_fits { known } else { Kind::Other }
+    }
+
+    /// The kind of a manifest from its `apiVersion` and `kind`.
+    pub fn of_manifest(api_version: &str, kind: &str) -> Kind {
+        Kind::of(api_version.rsplit_once('/').map_or("", |(group, _)| group), kind)
     }
 
     /// The canonical spelling, for messages and metric labels.
@@ -31,7 +62,37 @@ impl Kind {
         match self {
             Kind::Service => "Service",
             Kind::Ingress => "Ingress",
+            Kind::Gateway => "Gateway",
+            Kind::ListenerSet => "ListenerSet",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::GrpcRoute => "GRPCRoute",
+            Kind::TlsRoute => "TLSRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
             Kind::Other => "other",
+        }
+    }
+
+    /// The API group (`""` for the core group), as webhook rules name it.
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::Service | Kind::Other => "",
+            Kind::Ingress => "networking.k8s.io",
+            _ => gateway::GROUP,
+        }
+    }
+
+    /// The resource (plural), as webhook rules and RBAC name it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::Service => "services",
+            Kind::Ingress => "ingresses",
+            Kind::Gateway => "gateways",
+            Kind::ListenerSet => "listenersets",
+            Kind::HttpRoute => "httproutes",
+            Kind::GrpcRoute => "grpcroutes",
+            Kind::TlsRoute => "tlsroutes",
+            Kind::ReferenceGrant => "referencegrants",
+            Kind::Other => "",
         }
     }
 }
@@ -41,9 +102,15 @@ impl Kind {
 pub enum Object {
     Service(Box<Service>),
     Ingress(Box<Ingress>),
+    Gateway(Box<Gateway>),
+    ListenerSet(Box<ListenerSet>),
+    HttpRoute(Box<HttpRoute>),
+    GrpcRoute(Box<GrpcRoute>),
+    TlsRoute(Box<TlsRoute>),
+    ReferenceGrant(Box<ReferenceGrant>),
     /// A kind portcullis has no rules for; never inspected.
     Other,
-    /// A Service or Ingress whose JSON does not fit the typed schema.
+    /// An object of a known kind whose JSON does not fit the typed schema.
     Invalid {
         kind: Kind,
         error: String,
@@ -62,7 +129,47 @@ impl Object {
             Kind::Ingress => {
                 typed(kind, lean(json, |metadata, spec| Ingress { metadata, spec, status: None }), Object::Ingress)
             }
+            Kind::Gateway => typed(
+                kind,
+                lean(json, |metadata, spec| Gateway { metadata, spec: spec.unwrap_or_default() }),
+                Object::Gateway,
+            ),
+            Kind::ListenerSet => typed(
+                kind,
+                lean(json, |metadata, spec| ListenerSet { metadata, spec: spec.unwrap_or_default() }),
+                Object::ListenerSet,
+            ),
+            Kind::HttpRoute => typed(
+                kind,
+                lean(json, |metadata, spec| HttpRoute { metadata, spec: spec.unwrap_or_default() }),
+                Object::HttpRoute,
+            ),
+            Kind::GrpcRoute => typed(
+                kind,
+                lean(json, |metadata, spec| GrpcRoute { metadata, spec: spec.unwrap_or_default() }),
+                Object::GrpcRoute,
+            ),
+            Kind::TlsRoute => typed(
+                kind,
+                lean(json, |metadata, spec| TlsRoute { metadata, spec: spec.unwrap_or_default() }),
+                Object::TlsRoute,
+            ),
+            Kind::ReferenceGrant => typed(
+                kind,
+                lean(json, |metadata, spec| ReferenceGrant { metadata, spec: spec.unwrap_or_default() }),
+                Object::ReferenceGrant,
+            ),
             Kind::Other => Object::Other,
+        }
+    }
+
+    /// An HTTPRoute, GRPCRoute or TLSRoute, for the rules they share.
+    pub fn route(&self) -> Option<Route<'_>> {
+        match self {
+            Object::HttpRoute(route) => Some(Route::Http(route)),
+            Object::GrpcRoute(route) => Some(Route::Grpc(route)),
+            Object::TlsRoute(route) => Some(Route::Tls(route)),
+            _ => None,
         }
     }
 
@@ -76,6 +183,12 @@ impl Object {
         match self {
             Object::Service(service) => Some(&service.metadata),
             Object::Ingress(ingress) => Some(&ingress.metadata),
+            Object::Gateway(gateway) => Some(&gateway.metadata),
+            Object::ListenerSet(set) => Some(&set.metadata),
+            Object::HttpRoute(route) => Some(&route.metadata),
+            Object::GrpcRoute(route) => Some(&route.metadata),
+            Object::TlsRoute(route) => Some(&route.metadata),
+            Object::ReferenceGrant(grant) => Some(&grant.metadata),
             Object::Other | Object::Invalid { .. } => None,
         }
     }
@@ -146,6 +259,38 @@ mod tests {
         assert_eq!(Kind::parse("SERVICE"), Kind::Service);
         assert_eq!(Kind::parse("iNgReSs"), Kind::Ingress);
         assert_eq!(Kind::parse("Pod"), Kind::Other);
+        assert_eq!(Kind::parse("httproute"), Kind::HttpRoute);
+        assert_eq!(Kind::parse("GRPCRoute"), Kind::GrpcRoute);
+    }
+
+    #[test]
+    fn a_kind_of_the_same_name_in_another_group_is_not_ours() {
+        assert_eq!(Kind::of_manifest("gateway.networking.k8s.io/v1", "Gateway"), Kind::Gateway);
+        assert_eq!(Kind::of_manifest("gateway.networking.k8s.io/v1beta1", "HTTPRoute"), Kind::HttpRoute);
+        assert_eq!(Kind::of_manifest("gateway.networking.k8s.io/v1alpha2", "TLSRoute"), Kind::TlsRoute);
+        assert_eq!(Kind::of_manifest("networking.istio.io/v1", "Gateway"), Kind::Other);
+        assert_eq!(Kind::of_manifest("serving.knative.dev/v1", "Service"), Kind::Other);
+        assert_eq!(Kind::of_manifest("v1", "Service"), Kind::Service);
+        assert_eq!(Kind::of_manifest("networking.k8s.io/v1", "Ingress"), Kind::Ingress);
+        assert_eq!(Kind::of_manifest("extensions/v1beta1", "Ingress"), Kind::Ingress);
+        assert_eq!(Kind::of("", "Ingress"), Kind::Ingress);
+        assert_eq!(Kind::of("networking.k8s.io", "Service"), Kind::Other);
+        assert_eq!(Kind::of("gateway.networking.k8s.io", "referencegrant"), Kind::ReferenceGrant);
+    }
+
+    #[test]
+    fn a_gateway_api_object_is_read_from_any_version_of_its_kind() {
+        let route = r#"{"apiVersion":"gateway.networking.k8s.io/v1beta1","kind":"HTTPRoute",
+            "metadata":{"name":"web","managedFields":[{"manager":"kubectl"}]},
+            "spec":{"parentRefs":[{"name":"public","sectionName":"https"}],"hostnames":["shop.example.com"],
+                    "rules":[{"backendRefs":[{"name":"web","port":8080}],"futureField":{"x":1}}]},
+            "status":{"parents":[]}}"#;
+        let Object::HttpRoute(route) = Object::from_json(Kind::HttpRoute, route) else { panic!("not an HTTPRoute") };
+        assert_eq!(route.spec.parent_refs[0].section_name.as_deref(), Some("https"));
+        assert_eq!(route.spec.rules[0].backend_refs[0].port, Some(8080));
+        assert!(route.metadata.managed_fields.is_none());
+        let gateway = r#"{"spec":{"listeners":[{"name":"http","port":"eighty","protocol":"HTTP"}]}}"#;
+        assert!(matches!(Object::from_json(Kind::Gateway, gateway), Object::Invalid { kind: Kind::Gateway, .. }));
     }
 
     #[test]

@@ -371,6 +371,23 @@ impl PolicySet {
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
     }
+
+    /// The kinds of policy objects (such as Envoy Gateway's `SecurityPolicy`)
+    /// that `gatewayAuth` rules accept as authentication for the routes they
+    /// target, each once: what the webhook must watch.
+    pub fn targeting_policy_kinds(&self) -> Vec<super::gateway::GroupKind> {
+        let mut kinds: Vec<super::gateway::GroupKind> = Vec::new();
+        for policy in &self.policies {
+            if let super::rules::Rule::GatewayAuth(rule) = policy.rule() {
+                for kind in rule.policy_kinds() {
+                    if !kinds.contains(kind) {
+                        kinds.push(kind.clone());
+                    }
+                }
+            }
+        }
+        kinds
+    }
 }
 
 #[cfg(test)]

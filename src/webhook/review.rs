@@ -66,6 +66,8 @@ struct WireRequest<'a> {
 
 #[derive(Deserialize)]
 struct WireKind {
+    #[serde(default)]
+    group: String,
     kind: String,
 }
 
@@ -96,6 +98,7 @@ impl Review {
         Ok(Review::assemble(Parts {
             api_version,
             uid: request.uid,
+            group: &request.kind.group,
             kind: &request.kind.kind,
             name: request.name,
             namespace: request.namespace,

@@ -610,7 +610,7 @@ mod tests {
             .into_iter()
             .map(|finding| match finding {
                 crate::engine::Finding::Violation(text) => text,
-                crate::engine::Finding::Warning(text) => panic!("a warning: {text}"),
+                other => panic!("not a violation: {other:?}"),
             })
             .collect();
         assert_eq!(found.len(), 2, "{found:#?}");

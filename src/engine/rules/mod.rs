@@ -8,9 +8,16 @@ pub mod annotation_values;
 pub mod external_ips;
 pub mod external_name;
 pub mod forbidden_annotations;
+pub mod gateway_allowed_routes;
+pub mod gateway_auth;
+pub mod gateway_listeners;
+pub mod grpc_backends;
 pub mod ingress_auth;
 pub mod ingress_paths;
 pub mod ingress_tls;
+pub mod reference_grants;
+pub mod route_hostnames;
+pub mod route_tls;
 pub mod service_type;
 pub mod set_annotations;
 pub mod source_ranges;
@@ -19,16 +26,22 @@ pub mod wildcard_hosts;
 use serde::Deserialize;
 
 use super::controller::Family;
+use super::gateway::GatewayView;
 use super::object::{Kind, Object};
 use super::patch::PatchBuilder;
 use super::{Finding, Stage};
 
-/// What a rule looks at: the typed object and, for an Ingress, its controller family.
+/// What a rule looks at: the typed object and, for an Ingress, its
+/// controller family; for a route, the Gateways it can attach to.
 #[derive(Clone, Copy, Debug)]
 pub struct Subject<'a> {
     pub object: &'a Object,
-    /// `None` when the Ingress names no known class (or for a Service).
+    /// `None` when the Ingress names no known class (or for another kind).
     pub controller: Option<Family>,
+    /// The request's namespace (a route's `parentRefs` default to it).
+    pub namespace: &'a str,
+    /// What routes attach to and what targets them, as far as known.
+    pub gateways: &'a GatewayView,
 }
 
 impl Subject<'_> {
@@ -66,11 +79,21 @@ pub enum Rule {
     AnnotationValues(annotation_values::AnnotationValues),
     IngressPaths(ingress_paths::IngressPaths),
     WildcardHosts(wildcard_hosts::WildcardHosts),
+    GatewayListeners(gateway_listeners::GatewayListeners),
+    GatewayAllowedRoutes(gateway_allowed_routes::GatewayAllowedRoutes),
+    RouteTls(route_tls::RouteTls),
+    RouteHostnames(route_hostnames::RouteHostnames),
+    GatewayAuth(gateway_auth::GatewayAuth),
+    ReferenceGrants(reference_grants::ReferenceGrants),
+    GrpcBackends(grpc_backends::GrpcBackends),
 }
 
 const SERVICE: &[Kind] = &[Kind::Service];
 const INGRESS: &[Kind] = &[Kind::Ingress];
 const BOTH: &[Kind] = &[Kind::Service, Kind::Ingress];
+const LISTENERS: &[Kind] = &[Kind::Gateway, Kind::ListenerSet];
+const HTTP_ROUTES: &[Kind] = &[Kind::HttpRoute, Kind::GrpcRoute];
+const ROUTES: &[Kind] = &[Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute];
 
 impl Rule {
     /// The rule type as written in policy files.
@@ -87,6 +110,13 @@ impl Rule {
             Rule::AnnotationValues(_) => "annotationValues",
             Rule::IngressPaths(_) => "ingressPaths",
             Rule::WildcardHosts(_) => "wildcardHosts",
+            Rule::GatewayListeners(_) => "gatewayListeners",
+            Rule::GatewayAllowedRoutes(_) => "gatewayAllowedRoutes",
+            Rule::RouteTls(_) => "routeTls",
+            Rule::RouteHostnames(_) => "routeHostnames",
+            Rule::GatewayAuth(_) => "gatewayAuth",
+            Rule::ReferenceGrants(_) => "referenceGrants",
+            Rule::GrpcBackends(_) => "grpcBackends",
         }
     }
 
@@ -99,6 +129,11 @@ impl Rule {
             Rule::IngressPaths(_) | Rule::WildcardHosts(_) => INGRESS,
             Rule::SourceRanges(_) | Rule::ForbiddenAnnotations(_) | Rule::SetAnnotations(_) => BOTH,
             Rule::AnnotationValues(_) => BOTH,
+            Rule::GatewayListeners(_) | Rule::GatewayAllowedRoutes(_) => LISTENERS,
+            Rule::RouteTls(_) | Rule::GatewayAuth(_) => HTTP_ROUTES,
+            Rule::RouteHostnames(_) => ROUTES,
+            Rule::ReferenceGrants(_) => &[Kind::ReferenceGrant],
+            Rule::GrpcBackends(_) => &[Kind::HttpRoute],
         }
     }
 
@@ -123,6 +158,13 @@ impl Rule {
             (Rule::IngressAuth(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
             (Rule::IngressPaths(rule), Object::Ingress(ingress)) => rule.check(ingress, subject, &mut findings),
             (Rule::WildcardHosts(rule), Object::Ingress(ingress)) => rule.check(ingress, &mut findings),
+            (Rule::GatewayListeners(rule), _) => rule.check(subject, &mut findings),
+            (Rule::GatewayAllowedRoutes(rule), _) => rule.check(subject, &mut findings),
+            (Rule::RouteTls(rule), _) => rule.check(subject, &mut findings),
+            (Rule::RouteHostnames(rule), _) => rule.check(subject, &mut findings),
+            (Rule::GatewayAuth(rule), _) => rule.check(subject, &mut findings),
+            (Rule::ReferenceGrants(rule), _) => rule.check(subject, &mut findings),
+            (Rule::GrpcBackends(rule), _) => rule.check(subject, &mut findings),
             (Rule::ForbiddenAnnotations(rule), object) => {
                 if let Some(metadata) = object.metadata() {
                     rule.check(metadata, &mut findings)
@@ -165,13 +207,27 @@ pub(crate) mod testing {
         serde_json::from_value(json).expect("valid rule")
     }
 
-    /// Runs a rule's check with the default controller table.
+    /// Runs a rule's check with the default controller table, in namespace
+    /// `shop`, with no Gateway known.
     pub fn check(rule: &Rule, object: &Object) -> Vec<Finding> {
+        check_with(rule, object, &crate::engine::gateway::view::EMPTY)
+    }
+
+    /// Runs a rule's check in namespace `shop` with the Gateways of `gateways` known.
+    pub fn check_with(rule: &Rule, object: &Object, gateways: &GatewayView) -> Vec<Finding> {
         let controller = match object {
             Object::Ingress(ingress) => ControllerMap::default().family_of(ingress),
             _ => None,
         };
-        rule.check(&Subject { object, controller })
+        rule.check(&Subject { object, controller, namespace: "shop", gateways })
+    }
+
+    /// A Gateway API object of the given kind from its JSON.
+    pub fn gateway_api(kind: Kind, json: serde_json::Value) -> Object {
+        match Object::from_json(kind, &json.to_string()) {
+            Object::Invalid { error, .. } => panic!("invalid {}: {error}", kind.as_str()),
+            object => object,
+        }
     }
 
     pub fn violation(text: &str) -> Finding {

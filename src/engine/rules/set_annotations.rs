@@ -136,7 +136,10 @@ mod tests {
             _ => None,
         };
         let mut patch = PatchBuilder::default();
-        rule.mutate(&Subject { object, controller }, &mut patch);
+        rule.mutate(
+            &Subject { object, controller, namespace: "shop", gateways: &crate::engine::gateway::view::EMPTY },
+            &mut patch,
+        );
         serde_json::to_value(patch.build()).unwrap()
     }
 
