@@ -63,6 +63,43 @@ fn reports_a_multi_document_file_grouped_with_document_indexes() {
 }
 
 #[test]
+fn judges_routes_against_the_gateway_in_the_same_file() {
+    const ROUTE_AUTH: &str = "no authentication the Gateway enforces; add an ExternalAuth filter, an approved \
+                              Middleware ExtensionRef or a SecurityPolicy/AuthPolicy on the route or its Gateway, or \
+                              portcullis.dev/auth: application";
+    let run = check(&[&format!("{DIR}/gateway.yaml")], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{DIR}/gateway.yaml\n\
+             \x20 document 3 (line 41): HTTPRoute shop/web\n\
+             \x20   warning [warn-gateway-auth] HTTPRoute shop/web: {ROUTE_AUTH}\n\
+             \x20 document 4 (line 57): HTTPRoute shop/plain\n\
+             \x20   error   [require-route-tls] HTTPRoute shop/plain: attached to listener \"http\" (HTTP, port 80) of \
+             Gateway shop/public, which serves plain HTTP, so requests and credentials travel unencrypted; set \
+             parentRefs[0].sectionName to an HTTPS listener, or make every rule a RequestRedirect with scheme https\n\
+             \x20   warning [warn-gateway-auth] HTTPRoute shop/plain: {ROUTE_AUTH}\n\
+             4 objects, 1 denied, 2 warned\n"
+        )
+    );
+    // The same route without its Gateway in the input is judged fail-safe, and told so.
+    let text = std::fs::read_to_string(repo(&format!("{DIR}/gateway.yaml"))).unwrap();
+    let web = text.split("\n---\n").find(|document| document.contains("name: web\n")).unwrap();
+    let run = check(&["-"], Some(web));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "error   [require-route-tls] HTTPRoute shop/web: Gateway shop/public is unknown, so parentRefs[0] may \
+             attach to a plain HTTP listener; apply the Gateway first, or make every rule a RequestRedirect with \
+             scheme https"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn walks_a_directory_tree_for_yaml_and_json() {
     let run = check(&["-o", "json", &format!("{DIR}/tree")], None);
     assert_eq!(run.code, 1);
@@ -177,6 +214,7 @@ fn json_output_follows_the_documented_schema() {
         "helm-template.yaml",
         "not-manifests.yaml",
         "review-update.json",
+        "gateway.yaml",
     ];
     for file in files {
         let run = check(&["--output", "json", &format!("{DIR}/{file}")], None);

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::admission::{Requester, Review};
+use crate::engine::gateway::GatewayView;
 use crate::engine::{self, Decision, Kind, NamespaceLabels, Operation, PolicySet, Stage};
 
 pub use input::{Document, Format, InputError, Source};
@@ -37,7 +38,7 @@ pub struct Location {
     pub line: usize,
 }
 
-/// The verdict on one Service or Ingress.
+/// The verdict on one object of a kind the policies judge.
 #[derive(Clone, Debug)]
 pub struct Checked {
     pub location: Location,
@@ -97,7 +98,7 @@ fn kind_of(value: &Value) -> Option<&str> {
 
 /// What `check` makes of one object of a document.
 enum Use<'a> {
-    /// A Service or Ingress manifest.
+    /// A manifest of a kind the policies judge (Service, Ingress, Gateway API).
     Manifest(&'a Value),
     /// An `AdmissionReview`: the request it carries.
     Review(&'a Value),
@@ -125,7 +126,7 @@ fn use_of(object: &Value) -> Use<'_> {
     if kind == "AdmissionReview" && api_version.starts_with("admission.k8s.io/") {
         return Use::Review(object);
     }
-    if Kind::parse(kind) == Kind::Other {
+    if Kind::of_manifest(api_version, kind) == Kind::Other {
         return Use::Other;
     }
     match template_action(object) {
@@ -201,13 +202,17 @@ fn metadata_str<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
     value.get("metadata")?.get(field)?.as_str().filter(|s| !s.is_empty())
 }
 
-/// Evaluates every Service and Ingress in the sources.
+/// Evaluates every object of a kind the policies judge in the sources.
 pub fn check(sources: &[Source], set: &PolicySet, options: &Options) -> Vec<Checked> {
-    // Namespace objects in the input add to (and win over) --namespace-labels.
+    // Namespace objects in the input add to (and win over) --namespace-labels;
+    // Gateways, ListenerSets and policies with targetRefs in the input are
+    // what the routes in it attach to and are protected by.
     let mut labels = options.namespace_labels.clone();
+    let mut gateways = GatewayView::default();
     for source in sources {
         for document in &source.documents {
             for (_, object) in objects(&document.value) {
+                gateways.insert_manifest(object, Review::namespace_of(object, options.namespace.as_deref()));
                 if kind_of(object).is_some_and(|k| k.eq_ignore_ascii_case("Namespace"))
                     && let Some(name) = metadata_str(object, "name")
                 {
@@ -237,8 +242,9 @@ pub fn check(sources: &[Source], set: &PolicySet, options: &Options) -> Vec<Chec
                     Use::Other | Use::Skip(_) => continue,
                 };
                 let namespace_labels = NamespaceLabels::from(labels.get(&review.namespace));
-                let validation = engine::evaluate(&review.input(Stage::Validate), set, namespace_labels);
-                let mutation = engine::evaluate(&review.input(Stage::Mutate), set, namespace_labels);
+                let input = |stage| engine::Input { gateways: &gateways, ..review.input(stage) };
+                let validation = engine::evaluate(&input(Stage::Validate), set, namespace_labels);
+                let mutation = engine::evaluate(&input(Stage::Mutate), set, namespace_labels);
                 checked.push(Checked {
                     location: Location { source: source_index, document: document_index, item, line: document.line },
                     kind: review.kind,

@@ -101,6 +101,11 @@ pub struct CaseSpec {
     /// The object before an UPDATE.
     #[serde(default)]
     pub old_object: Option<Value>,
+    /// Gateways, ListenerSets and policies with `targetRefs` that exist when
+    /// the request is made (as the webhook's caches would hold them), in
+    /// `namespace` unless they name one; none when omitted.
+    #[serde(default)]
+    pub gateways: Vec<Value>,
     pub expect: Expect,
 }
 
@@ -346,7 +351,7 @@ mod tests {
         assert_eq!(
             err(&format!("{NODEPORT_SVC}  namespaces: prod\n  expect: {{allowed: true}}\n")),
             "tests/p/cases.yaml: document 2 (PolicyTest \"bad\"): unknown field `namespaces`, expected one of \
-             `description`, `operation`, `namespace`, `namespaceLabels`, `user`, `object`, `oldObject`, `expect`"
+             `description`, `operation`, `namespace`, `namespaceLabels`, `user`, `object`, `oldObject`, `gateways`, `expect`"
         );
         assert_eq!(
             err(&format!("  operation: PATCH\n{NODEPORT_SVC}  expect: {{allowed: true}}\n")),

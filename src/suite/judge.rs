@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::cases::{Case, CaseUser};
 use crate::admission::{Requester, Review};
+use crate::engine::gateway::GatewayView;
 use crate::engine::{self, MAX_WARNING_CHARS, NamespaceLabels, PolicySet, Severity, Stage};
 
 impl From<CaseUser> for Requester {
@@ -86,7 +87,16 @@ fn judge(case: &Case, set: &PolicySet) -> Result<(), String> {
         _ => {}
     }
     let review = case.request();
-    let decision = engine::evaluate(&review.input(stage), set, NamespaceLabels::Known(&case.spec.namespace_labels));
+    let mut gateways = GatewayView::default();
+    for (index, manifest) in case.spec.gateways.iter().enumerate() {
+        if !gateways.insert_manifest(manifest, &case.spec.namespace) {
+            return Err(format!(
+                "gateways[{index}] is not a Gateway, ListenerSet or policy with targetRefs that can be read"
+            ));
+        }
+    }
+    let input = engine::Input { gateways: &gateways, ..review.input(stage) };
+    let decision = engine::evaluate(&input, set, NamespaceLabels::Known(&case.spec.namespace_labels));
     let expect = &case.spec.expect;
     let mut problems: Vec<String> = Vec::new();
 

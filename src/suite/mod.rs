@@ -18,6 +18,8 @@
 //!   user: {username: alice, groups: [developers]}
 //!   object: {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {type: NodePort}}
 //!   oldObject: {...}                      # UPDATE only
+//!   gateways: [{kind: Gateway, ...}]      # Gateways, ListenerSets, policies with targetRefs
+//!                                         # that exist (default: none)
 //!   expect:
 //!     allowed: false
 //!     messages: ["[no-nodeport-in-production] Service production/web: type NodePort"]
