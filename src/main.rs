@@ -8,7 +8,7 @@ use clap::Parser;
 use tracing::{error, info};
 
 use portcullis::cli::{Cli, Command, ServeArgs};
-use portcullis::cluster::{IngressClassCache, NamespaceCache};
+use portcullis::cluster::{Caches, GatewayCache, IngressClassCache, NamespaceCache};
 use portcullis::metrics::Metrics;
 use portcullis::policy::{self, PolicyStore};
 use portcullis::reload::{self, Reloaders};
@@ -97,28 +97,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let set = policy::load_dir_sources(&args.policies, &sources)?;
     info!(policies = set.len(), dir = %args.policies.display(), "policies loaded");
     let metrics = Arc::new(Metrics::new());
-    let (namespaces, ingress_classes) = if args.no_cluster {
-        info!("--no-cluster: environments match namespaces by name only, Ingress controllers by class name");
-        (None, None)
+    let store = PolicyStore::new(set);
+    let caches = if args.no_cluster {
+        info!(
+            "--no-cluster: environments match namespaces by name only, Ingress controllers by class name; routes are judged as if their Gateways were unknown"
+        );
+        Caches::default()
     } else {
         match kube_client(args.kubeconfig.as_deref()).await {
-            Ok(client) => (
-                Some(NamespaceCache::start(client.clone(), metrics.clone()).0),
-                Some(IngressClassCache::start(client).0),
-            ),
+            Ok(client) => Caches {
+                namespaces: Some(NamespaceCache::start(client.clone(), metrics.clone()).0),
+                ingress_classes: Some(IngressClassCache::start(client.clone()).0),
+                gateways: Some(GatewayCache::start(client, store.clone()).0),
+            },
             Err(err) if args.kubeconfig.is_none() => {
                 info!(
                     %err,
-                    "no cluster configuration found: environments match namespaces by name only, Ingress controllers by class name"
+                    "no cluster configuration found: environments match namespaces by name only, Ingress controllers by class name; routes are judged as if their Gateways were unknown"
                 );
-                (None, None)
+                Caches::default()
             }
             Err(err) => return Err(err.context("cannot use --kubeconfig")),
         }
     };
     let limits = Limits { max_in_flight: args.max_in_flight, request_timeout: args.request_timeout };
-    let store = PolicyStore::new(set);
-    let state = AppState::with_cluster(store.clone(), metrics.clone(), namespaces, ingress_classes, limits);
+    let state = AppState::with_caches(store.clone(), metrics.clone(), caches, limits);
     let config = ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,

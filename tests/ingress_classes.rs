@@ -1,205 +1,56 @@
-//! The IngressClass cache against a Kubernetes API served in process: a small
-//! axum app that speaks the list/watch protocol for IngressClasses, handed to
-//! `kube::Client::new` as its service (no network at all), as
-//! `tests/namespaces.rs` does for Namespaces. The webhook runs on top of it, so
+//! The IngressClass cache against a Kubernetes API served in process
+//! (`common::fake_api`), handed to `kube::Client::new` as its service (no
+//! network at all), as `tests/namespaces.rs` does for Namespaces. The webhook runs on top of it, so
 //! the tests see what the cluster's `spec.controller` does to the verdicts.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::http::StatusCode;
+use common::fake_api::{FakeApi, Health, Resource};
 use common::http::{get as get_path, post_review};
-use common::{bundled, eventually, review};
-use futures::StreamExt;
+use common::logs::Logs;
+use common::{bundled, eventually, install_crypto, review};
 use portcullis::cluster::IngressClassCache;
 use portcullis::metrics::Metrics;
 use portcullis::policy::PolicyStore;
 use portcullis::webhook::{AppState, Limits, admin_router, webhook_router};
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, watch};
 
-/// A fake API server holding IngressClasses.
-#[derive(Clone)]
-struct FakeApi(Arc<Inner>);
-
-struct Inner {
-    cluster: Mutex<Cluster>,
-    version: AtomicU64,
-    /// Changes to the classes, sent to every open watch; `None` ends them.
-    events: broadcast::Sender<Option<Change>>,
-    health: Mutex<Health>,
-    /// Lists are held until this turns true.
-    list_open: watch::Sender<bool>,
+fn fake(list_open: bool) -> FakeApi {
+    FakeApi::new(&[Resource::INGRESS_CLASSES], list_open)
 }
 
-/// A watch event: its type (ADDED, MODIFIED, DELETED) and the whole IngressClass.
-type Change = (&'static str, Value);
-
-/// The classes, and every announced change, so that a watch from a resource
-/// version replays what came after it, as etcd does.
-#[derive(Default)]
-struct Cluster {
-    classes: BTreeMap<String, Value>,
-    history: Vec<(u64, Change)>,
-}
-
-/// How the fake answers lists and watches.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Health {
-    Up,
-    /// 503, like an API server that is down or restarting.
-    Unavailable,
-    /// 403, like a ServiceAccount without the RBAC rule for ingressclasses.
-    Forbidden,
-}
-
-impl FakeApi {
-    fn new(list_open: bool) -> FakeApi {
-        FakeApi(Arc::new(Inner {
-            cluster: Mutex::new(Cluster::default()),
-            version: AtomicU64::new(1),
-            events: broadcast::channel(64).0,
-            health: Mutex::new(Health::Up),
-            list_open: watch::channel(list_open).0,
-        }))
-    }
-
-    /// An IngressClass as the API server keeps it, with what a real one
-    /// carries besides its controller (labels, annotations, parameters).
-    fn class(&self, name: &str, controller: &str) -> (u64, Value) {
-        let version = self.0.version.fetch_add(1, Ordering::SeqCst) + 1;
-        let object = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
-            "metadata": {"name": name, "uid": format!("6f1f0a52-0000-4000-8000-{version:012}"),
-                         "resourceVersion": version.to_string(), "creationTimestamp": "2026-01-01T00:00:00Z",
-                         "labels": {"app.kubernetes.io/name": "ingress"},
-                         "annotations": {"meta.helm.sh/release-name": "ingress", "big": "x".repeat(10_000)}},
-            "spec": {"controller": controller,
-                     "parameters": {"apiGroup": "k8s.nginx.org", "kind": "GlobalConfiguration", "name": "main"}}});
-        (version, object)
-    }
-
+/// IngressClasses in the fake API server.
+trait Classes {
     /// Creates or changes a class; `announce` sends (and records) the watch event.
-    fn put(&self, name: &str, controller: &str, announce: bool) {
-        let mut cluster = self.0.cluster.lock().unwrap();
-        let (version, object) = self.class(name, controller);
-        let existed = cluster.classes.insert(name.to_owned(), object.clone()).is_some();
-        if announce {
-            self.announce(&mut cluster, version, if existed { "MODIFIED" } else { "ADDED" }, object);
-        }
-    }
-
+    fn put(&self, name: &str, controller: &str, announce: bool);
     /// Deletes a class; `announce` sends (and records) the watch event.
+    fn delete(&self, name: &str, announce: bool);
+}
+
+impl Classes for FakeApi {
+    fn put(&self, name: &str, controller: &str, announce: bool) {
+        self.put_object(Resource::INGRESS_CLASSES, class(name, controller), announce);
+    }
+
     fn delete(&self, name: &str, announce: bool) {
-        let mut cluster = self.0.cluster.lock().unwrap();
-        let mut object = cluster.classes.remove(name).expect("no such class");
-        let version = self.0.version.fetch_add(1, Ordering::SeqCst) + 1;
-        object["metadata"]["resourceVersion"] = json!(version.to_string());
-        if announce {
-            self.announce(&mut cluster, version, "DELETED", object);
-        }
-    }
-
-    fn announce(&self, cluster: &mut Cluster, version: u64, kind: &'static str, object: Value) {
-        cluster.history.push((version, (kind, object.clone())));
-        let _ = self.0.events.send(Some((kind, object)));
-    }
-
-    /// The API server starts failing every request as `health` says, and open watches end.
-    fn fail(&self, health: Health) {
-        *self.0.health.lock().unwrap() = health;
-        let _cluster = self.0.cluster.lock().unwrap();
-        let _ = self.0.events.send(None);
-    }
-
-    /// The API server answers again.
-    fn come_back(&self) {
-        *self.0.health.lock().unwrap() = Health::Up;
-    }
-
-    fn failure(&self) -> Option<Response> {
-        match *self.0.health.lock().unwrap() {
-            Health::Up => None,
-            Health::Unavailable => {
-                Some(status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the server is down"))
-            }
-            Health::Forbidden => Some(status(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "ingressclasses.networking.k8s.io is forbidden: User \"system:serviceaccount:portcullis-system:portcullis\" cannot list resource \"ingressclasses\" in API group \"networking.k8s.io\" at the cluster scope",
-            )),
-        }
-    }
-
-    fn client(&self) -> kube::Client {
-        let router = Router::new()
-            .route("/apis/networking.k8s.io/v1/ingressclasses", get(list_or_watch))
-            .with_state(self.clone());
-        kube::Client::new(router, "default")
+        self.delete_object(Resource::INGRESS_CLASSES, "", name, announce);
     }
 }
 
-fn status(code: StatusCode, reason: &str, message: &str) -> Response {
-    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                        "message": message, "reason": reason, "code": code.as_u16()});
-    (code, [(header::CONTENT_TYPE, "application/json")], status.to_string()).into_response()
-}
-
-fn watch_line((kind, object): &Change) -> Bytes {
-    Bytes::from(format!("{}\n", json!({"type": kind, "object": object})))
-}
-
-async fn list_or_watch(State(api): State<FakeApi>, uri: Uri) -> Response {
-    let query: Vec<(&str, &str)> =
-        uri.query().unwrap_or_default().split('&').filter_map(|pair| pair.split_once('=')).collect();
-    let watching = query.iter().any(|&(key, value)| key == "watch" && (value == "true" || value == "1"));
-    if let Some(failure) = api.failure() {
-        return failure;
-    }
-    if watching {
-        let since: u64 = query
-            .iter()
-            .find(|(key, _)| *key == "resourceVersion")
-            .and_then(|(_, value)| value.parse().ok())
-            .unwrap_or(0);
-        // Under the lock, so that no change falls between the replay and the live events.
-        let (replay, events) = {
-            let cluster = api.0.cluster.lock().unwrap();
-            if let Some(failure) = api.failure() {
-                return failure;
-            }
-            let replay: Vec<Bytes> =
-                cluster.history.iter().filter(|(version, _)| *version > since).map(|(_, c)| watch_line(c)).collect();
-            (replay, api.0.events.subscribe())
-        };
-        let live = futures::stream::unfold(events, |mut events| async move {
-            match events.recv().await {
-                Ok(Some(change)) => Some((watch_line(&change), events)),
-                _ => None,
-            }
-        });
-        let stream = futures::stream::iter(replay).chain(live).map(Ok::<_, Infallible>);
-        return ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response();
-    }
-    let mut open = api.0.list_open.subscribe();
-    let _ = open.wait_for(|open| *open).await;
-    if let Some(failure) = api.failure() {
-        return failure;
-    }
-    let items: Vec<Value> = api.0.cluster.lock().unwrap().classes.values().cloned().collect();
-    let version = api.0.version.load(Ordering::SeqCst).to_string();
-    let list = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClassList",
-                      "metadata": {"resourceVersion": version}, "items": items});
-    ([(header::CONTENT_TYPE, "application/json")], list.to_string()).into_response()
+/// An IngressClass as the API server keeps it, with what a real one carries
+/// besides its controller (labels, annotations, parameters).
+fn class(name: &str, controller: &str) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z",
+                     "labels": {"app.kubernetes.io/name": "ingress"},
+                     "annotations": {"meta.helm.sh/release-name": "ingress", "big": "x".repeat(10_000)}},
+        "spec": {"controller": controller,
+                 "parameters": {"apiGroup": "k8s.nginx.org", "kind": "GlobalConfiguration", "name": "main"}}})
 }
 
 struct Webhook {
@@ -212,6 +63,7 @@ struct Webhook {
 /// The webhook serving the bundled policies with the IngressClasses of `api`
 /// (and no namespace cache: namespace names alone decide).
 fn webhook(api: &FakeApi) -> Webhook {
+    install_crypto();
     let (cache, _task) = IngressClassCache::start(api.client());
     let metrics = Arc::new(Metrics::new());
     let state =
@@ -259,7 +111,7 @@ async fn ready(hook: &Webhook) -> bool {
 
 #[tokio::test]
 async fn the_clusters_controller_names_the_family_of_a_class() {
-    let api = FakeApi::new(true);
+    let api = fake(true);
     // F5 NGINX installs its class under the name ingress-nginx uses.
     api.put("nginx", F5, false);
     let hook = webhook(&api);
@@ -289,7 +141,7 @@ async fn the_clusters_controller_names_the_family_of_a_class() {
 
 #[tokio::test]
 async fn a_class_of_an_unknown_controller_is_judged_strictly() {
-    let api = FakeApi::new(true);
+    let api = fake(true);
     api.put("edge", "example.com/edge-controller", false);
     let hook = webhook(&api);
     eventually("the cache syncs", async || ready(&hook).await).await;
@@ -318,61 +170,22 @@ async fn a_class_of_an_unknown_controller_is_judged_strictly() {
 
 #[tokio::test]
 async fn readiness_waits_for_the_first_list() {
-    let api = FakeApi::new(false);
+    let api = fake(false);
     api.put("nginx", F5, false);
     let hook = webhook(&api);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!hook.state.is_ready(), "ready before the IngressClass list arrived");
     assert!(!ready(&hook).await);
-    api.0.list_open.send_replace(true);
+    api.open_lists();
     eventually("the cache syncs", async || ready(&hook).await).await;
     assert!(hook.cache.is_synced());
     assert_eq!(hook.cache.controller("nginx").as_deref(), Some(F5));
 }
 
-/// portcullis's own log lines, captured on the current thread (where a
-/// `#[tokio::test]` runtime runs every task) while the guard lives.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("portcullis=debug"))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    /// The lines logged at `level` whose message starts with `message`.
-    fn lines(&self, level: &str, message: &str) -> Vec<String> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        let prefix = format!("portcullis::cluster::ingress_classes: {message}");
-        text.lines()
-            .filter(|line| line.split_whitespace().nth(1) == Some(level) && line.contains(&prefix))
-            .map(String::from)
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn forbidden_ingress_classes_do_not_keep_the_pod_unready() {
-    let (logs, _guard) = Logs::capture();
-    let api = FakeApi::new(true);
+    let (logs, _guard) = Logs::capture("portcullis::cluster::ingress_classes");
+    let api = fake(true);
     api.put("nginx", F5, false);
     api.fail(Health::Forbidden);
     let hook = webhook(&api);
@@ -399,7 +212,7 @@ async fn forbidden_ingress_classes_do_not_keep_the_pod_unready() {
 
 #[tokio::test]
 async fn an_unreachable_api_server_keeps_the_pod_unready_until_a_list() {
-    let api = FakeApi::new(true);
+    let api = fake(true);
     api.fail(Health::Unavailable);
     let hook = webhook(&api);
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -410,7 +223,7 @@ async fn an_unreachable_api_server_keeps_the_pod_unready_until_a_list() {
 
 #[tokio::test]
 async fn losing_the_api_server_keeps_the_last_snapshot_and_a_relist_replaces_it() {
-    let api = FakeApi::new(true);
+    let api = fake(true);
     api.put("nginx", F5, false);
     api.put("old", INGRESS_NGINX, false);
     let hook = webhook(&api);
@@ -436,7 +249,7 @@ async fn losing_the_api_server_keeps_the_last_snapshot_and_a_relist_replaces_it(
 
 #[tokio::test]
 async fn services_and_other_reviews_are_unaffected() {
-    let api = FakeApi::new(true);
+    let api = fake(true);
     api.put("nginx", F5, false);
     let hook = webhook(&api);
     eventually("the cache syncs", async || ready(&hook).await).await;

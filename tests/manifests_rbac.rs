@@ -1,24 +1,39 @@
-//! RBAC: the ServiceAccount the pods run as may only read namespaces and
-//! IngressClasses.
+//! RBAC: the ServiceAccount the pods run as may only read namespaces,
+//! IngressClasses, Gateways and ListenerSets, and the policy kinds that
+//! authenticate routes.
 
 mod common;
 
+use common::bundled;
 use common::manifests::{NAMESPACE, base, pod_spec, strings};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use kube::core::{ApiResource, GroupVersionKind};
+
+fn read(group: &str, resources: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: strings(&[group]),
+        resources: strings(resources),
+        verbs: vec!["get".into(), "list".into(), "watch".into()],
+        ..Default::default()
+    }
+}
 
 #[test]
-fn rbac_only_reads_namespaces_and_ingress_classes() {
+fn rbac_only_reads_what_the_caches_watch() {
     let manifests = base();
     let role: ClusterRole = manifests.get("ClusterRole", "portcullis");
     assert_eq!(role.aggregation_rule, None);
-    let read = |group: &str, resource: &str| PolicyRule {
-        api_groups: strings(&[group]),
-        resources: strings(&[resource]),
-        verbs: vec!["get".into(), "list".into(), "watch".into()],
-        ..Default::default()
-    };
-    assert_eq!(role.rules, Some(vec![read("", "namespaces"), read("networking.k8s.io", "ingressclasses")]));
+    assert_eq!(
+        role.rules,
+        Some(vec![
+            read("", &["namespaces"]),
+            read("networking.k8s.io", &["ingressclasses"]),
+            read("gateway.networking.k8s.io", &["gateways", "listenersets"]),
+            read("gateway.envoyproxy.io", &["securitypolicies"]),
+            read("kuadrant.io", &["authpolicies"]),
+        ])
+    );
     let binding: ClusterRoleBinding = manifests.get("ClusterRoleBinding", "portcullis");
     assert_eq!(
         binding.role_ref,
@@ -40,4 +55,38 @@ fn rbac_only_reads_namespaces_and_ingress_classes() {
     let account: ServiceAccount = manifests.get("ServiceAccount", "portcullis");
     assert_eq!(account.metadata.namespace.as_deref(), Some(NAMESPACE));
     assert_eq!(pod_spec(&manifests).service_account_name.as_deref(), Some("portcullis"));
+}
+
+/// Whether `rules` let portcullis get, list and watch `resource` of `group`.
+fn may_watch(rules: &[PolicyRule], group: &str, resource: &str) -> bool {
+    ["get", "list", "watch"].iter().all(|verb| {
+        rules.iter().any(|rule| {
+            let has = |items: &Option<Vec<String>>, item: &str| items.iter().flatten().any(|it| it == item);
+            has(&rule.api_groups, group) && has(&rule.resources, resource) && rule.verbs.iter().any(|it| it == verb)
+        })
+    })
+}
+
+#[test]
+fn rbac_covers_the_policy_kinds_the_bundled_policies_accept_as_route_authentication() {
+    let role: ClusterRole = base().get("ClusterRole", "portcullis");
+    let rules = role.rules.unwrap();
+    // What the Gateway API cache watches besides the parents: each targeting
+    // policy kind, at its plural (every version shares it).
+    for kind in bundled().targeting_policy_kinds() {
+        let group = kind.group.as_deref().unwrap_or_default();
+        let plural = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", &kind.kind)).plural;
+        assert!(may_watch(&rules, group, &plural), "the ClusterRole cannot watch {plural}.{group} ({})", kind.kind);
+    }
+    for (group, resource) in [("gateway.networking.k8s.io", "gateways"), ("gateway.networking.k8s.io", "listenersets")]
+    {
+        assert!(may_watch(&rules, group, resource), "{resource}.{group}");
+    }
+    assert!(!may_watch(&rules, "gateway.networking.k8s.io", "httproutes"), "routes come in reviews; never listed");
+    let verbs: std::collections::BTreeSet<&str> =
+        rules.iter().flat_map(|rule| &rule.verbs).map(String::as_str).collect();
+    assert_eq!(verbs, ["get", "list", "watch"].into(), "read-only");
+    assert!(rules.iter().all(|rule| rule.resource_names.is_none() && rule.non_resource_urls.is_none()));
+    let wildcard = |items: &Option<Vec<String>>| items.iter().flatten().any(|item| item.contains('*'));
+    assert!(rules.iter().all(|rule| !wildcard(&rule.api_groups) && !wildcard(&rule.resources)), "no wildcards");
 }

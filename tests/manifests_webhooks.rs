@@ -74,10 +74,20 @@ fn ingresses_rule() -> RuleWithOperations {
     }
 }
 
+fn gateway_api_rule() -> RuleWithOperations {
+    RuleWithOperations {
+        api_groups: strings(&["gateway.networking.k8s.io"]),
+        api_versions: strings(&["v1", "v1beta1", "v1alpha2"]),
+        resources: strings(&["gateways", "listenersets", "httproutes", "grpcroutes", "tlsroutes", "referencegrants"]),
+        operations: strings(&["CREATE", "UPDATE"]),
+        scope: Some("Namespaced".into()),
+    }
+}
+
 #[test]
-fn validating_sees_services_and_ingresses_mutating_only_ingresses() {
+fn validating_sees_services_ingresses_and_gateway_api_mutating_only_ingresses() {
     let manifests = base();
-    assert_eq!(validating(&manifests).rules.unwrap(), vec![services_rule(), ingresses_rule()]);
+    assert_eq!(validating(&manifests).rules.unwrap(), vec![services_rule(), ingresses_rule(), gateway_api_rule()]);
     // No mutating policy touches a Service: the API server need not call /mutate for one.
     assert_eq!(mutating(&manifests).rules.unwrap(), vec![ingresses_rule()]);
 }
@@ -91,13 +101,9 @@ fn acted_on(policies: &PolicySet, stage: Stage) -> BTreeSet<Registration> {
     for policy in policies.policies().iter().filter(|policy| policy.rule().stage() == stage) {
         let matches = policy.matches();
         for kind in &matches.kinds {
-            let (group, resource) = match kind {
-                Kind::Service => ("", "services"),
-                Kind::Ingress => ("networking.k8s.io", "ingresses"),
-                Kind::Other => panic!("policy {} matches a kind portcullis has no rules for", policy.name()),
-            };
+            assert_ne!(*kind, Kind::Other, "policy {} matches a kind portcullis has no rules for", policy.name());
             for operation in &matches.operations {
-                acted_on.insert((group.to_owned(), resource.to_owned(), operation.as_str().to_owned()));
+                acted_on.insert((kind.group().to_owned(), kind.resource().to_owned(), operation.as_str().to_owned()));
             }
         }
     }
@@ -170,7 +176,8 @@ fn registering_services_for_mutation_is_caught() {
     let services_and_ingresses = registrations(&[services_rule(), ingresses_rule()]);
     let error = compare_registrations(&services_and_ingresses, &acted_on(&policies, Stage::Mutate)).unwrap_err();
     assert!(error.contains(r#"("", "services", "CREATE")"#), "{error}");
-    assert_eq!(compare_registrations(&services_and_ingresses, &acted_on(&policies, Stage::Validate)), Ok(()));
+    let validating = registrations(&[services_rule(), ingresses_rule(), gateway_api_rule()]);
+    assert_eq!(compare_registrations(&validating, &acted_on(&policies, Stage::Validate)), Ok(()));
     // A wildcard is not what the policies act on either.
     let mut wildcard = ingresses_rule();
     wildcard.operations = strings(&["*"]);

@@ -35,7 +35,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tracing::{debug, info, warn};
 
-use super::watch::{Outage, relisting_watch};
+use super::watch::{Outage, relisting_watch, status_code};
 use crate::engine::input::{ClassControllers, IngressClasses};
 
 /// No complete list yet, and no refusal.
@@ -159,21 +159,10 @@ impl Writer {
     }
 }
 
-/// The HTTP status of an API server's answer refusing a list or watch.
-fn status_of(error: &watcher::Error) -> Option<u16> {
-    match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-        | watcher::Error::WatchFailed(kube::Error::Api(status)) => Some(status.code),
-        watcher::Error::WatchError(status) => Some(status.code),
-        _ => None,
-    }
-}
-
 /// Whether the API server says portcullis cannot have IngressClasses at all:
 /// forbidden by RBAC, or not served.
 fn is_refusal(error: &watcher::Error) -> bool {
-    matches!(status_of(error), Some(403 | 404))
+    matches!(status_code(error), Some(403 | 404))
 }
 
 /// Follows the watch: applies its events to the cache and keeps readiness and

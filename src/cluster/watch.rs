@@ -2,7 +2,10 @@
 //! with a full list after every error, after a bounded pause, so each recovery
 //! ends in an `InitDone` that proves it (a watch resumed from its last
 //! resource version in a quiet cluster sends nothing at all), and the record
-//! of an outage for its log lines.
+//! of an outage for its log lines. `restarting_watch` is its general form,
+//! for a watch that must first find out what to watch (the Gateway API cache
+//! asks discovery for the version of each kind) and that re-checks a definite
+//! refusal slowly instead of on the retry schedule.
 
 use std::fmt::Debug;
 use std::pin::Pin;
@@ -45,7 +48,8 @@ pub(crate) struct Outage {
     pub errors: u64,
 }
 
-type Events<K> = Pin<Box<dyn Stream<Item = watcher::Result<Event<K>>> + Send>>;
+/// One watch's events, boxed: what [`restarting_watch`] starts each time.
+pub(crate) type Events<K> = Pin<Box<dyn Stream<Item = watcher::Result<Event<K>>> + Send>>;
 
 /// Watch events of `api` from a kube-runtime watcher that is replaced by a
 /// fresh one (which begins with a full list) after each error, following a
@@ -56,37 +60,85 @@ pub(crate) fn relisting_watch<K>(
 ) -> impl Stream<Item = watcher::Result<Event<K>>> + Send
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-    K::DynamicType: Default,
 {
-    let watches = futures::stream::unfold(None, move |backoff: Option<ResetTimerBackoff<RetryBackoff>>| {
-        let api = api.clone();
-        async move {
-            let backoff = match backoff {
-                None => ResetTimerBackoff::new(RetryBackoff::new(), RETRY_RESET_AFTER),
-                Some(mut backoff) => {
-                    let pause = backoff.next().unwrap_or(RETRY_MAX);
-                    debug!(?pause, "restarting the {what} watch with a full list");
-                    tokio::time::sleep(pause).await;
-                    backoff
-                }
-            };
-            let watch: Events<K> = Box::pin(watcher(api, watcher::Config::default()));
-            Some((through_first_error(watch), Some(backoff)))
-        }
-    });
-    watches.flatten()
+    let start = move || {
+        let watch: Events<K> = Box::pin(watcher(api.clone(), watcher::Config::default()));
+        std::future::ready(watch)
+    };
+    restarting_watch(what, start, |_: &watcher::Error| None)
 }
 
-/// The events of `events` up to and including its first error. The stream is
-/// not polled again after the error, so a kube-runtime watcher makes no retry
-/// of its own.
-fn through_first_error<K: Send + 'static>(events: Events<K>) -> impl Stream<Item = watcher::Result<Event<K>>> + Send {
-    futures::stream::unfold(Some(events), |events| async move {
-        let mut events = events?;
-        let event = events.next().await?;
-        let more = event.is_ok().then_some(events);
-        Some((event, more))
+/// The general form of [`relisting_watch`]: `start` makes each watch (it may
+/// first find out what to watch, and fail as a watch fails when it cannot),
+/// and is called again after each error or end, after a pause. The pause is
+/// the next of the retry schedule ([`RetryBackoff`]) unless `pause_after`
+/// gives one for the error (say, a slow re-check after an answer that will not
+/// change soon); such a pause leaves the schedule where it was. A watch is not
+/// polled again after its first error, so a kube-runtime watcher makes no
+/// retry of its own.
+pub(crate) fn restarting_watch<K, S, F, P>(
+    what: impl Into<String>,
+    start: S,
+    pause_after: P,
+) -> impl Stream<Item = watcher::Result<Event<K>>> + Send
+where
+    K: Send + 'static,
+    S: FnMut() -> F + Send + 'static,
+    F: Future<Output = Events<K>> + Send,
+    P: Fn(&watcher::Error) -> Option<Duration> + Send + 'static,
+{
+    let state = Restarting { what: what.into(), start, pause_after, backoff: None, events: None, pause: None };
+    futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(events) = state.events.as_mut() {
+                match events.next().await {
+                    Some(Ok(event)) => return Some((Ok(event), state)),
+                    Some(Err(error)) => {
+                        state.events = None;
+                        state.pause = (state.pause_after)(&error);
+                        return Some((Err(error), state));
+                    }
+                    None => state.events = None,
+                }
+            }
+            match state.backoff.as_mut() {
+                None => state.backoff = Some(ResetTimerBackoff::new(RetryBackoff::new(), RETRY_RESET_AFTER)),
+                Some(backoff) => {
+                    let pause = match state.pause.take() {
+                        Some(pause) => pause,
+                        None => backoff.next().unwrap_or(RETRY_MAX),
+                    };
+                    debug!(?pause, "restarting the {} watch with a full list", state.what);
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            state.events = Some((state.start)().await);
+        }
     })
+}
+
+/// Where a [`restarting_watch`] is.
+struct Restarting<K, S, P> {
+    what: String,
+    start: S,
+    pause_after: P,
+    /// `None` until the first watch has started.
+    backoff: Option<ResetTimerBackoff<RetryBackoff>>,
+    /// The watch being followed; `None` after its first error or end.
+    events: Option<Events<K>>,
+    /// The pause `pause_after` chose for the last error.
+    pause: Option<Duration>,
+}
+
+/// The HTTP status of an API server's answer refusing a list or watch.
+pub(crate) fn status_code(error: &watcher::Error) -> Option<u16> {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => Some(status.code),
+        watcher::Error::WatchError(status) => Some(status.code),
+        _ => None,
+    }
 }
 
 /// Pauses between attempts to list: [`RETRY_INITIAL`] doubling up to
@@ -175,6 +227,38 @@ mod tests {
         assert_eq!(millis(backoff.by_ref().take(6)), [250, 500, 1000, 2000, 4000, 5000]);
         backoff.reset();
         assert_eq!(millis(backoff.take(2)), [250, 500]);
+    }
+
+    /// A restarting watch over watches that each fail at once (and would
+    /// go on with an event were they polled again), with a pause of 10 ms
+    /// chosen for each error when `quick`: the first `count` items and how long they took.
+    async fn failing_watches(quick: bool, count: usize) -> (Vec<bool>, Duration) {
+        let starts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = starts.clone();
+        let start = move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let events: Events<()> =
+                Box::pin(futures::stream::iter([Err(watcher::Error::NoResourceVersion), Ok(Event::InitDone)]));
+            std::future::ready(events)
+        };
+        let pause = move |_: &watcher::Error| quick.then_some(Duration::from_millis(10));
+        let started = Instant::now();
+        let items: Vec<bool> =
+            restarting_watch("test", start, pause).take(count).map(|item| item.is_ok()).collect().await;
+        assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), count, "one watch per error");
+        (items, started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_restarting_watch_stops_at_the_first_error_and_takes_the_chosen_pause() {
+        let (items, took) = failing_watches(true, 4).await;
+        assert_eq!(items, [false; 4], "a watch is not polled again after its error");
+        // Three pauses of 10 ms; the schedule would take 250 + 500 + 1000 ms.
+        assert!(took < Duration::from_millis(600), "{took:?}");
+
+        let (items, took) = failing_watches(false, 2).await;
+        assert_eq!(items, [false; 2]);
+        assert!(took >= RETRY_INITIAL.mul_f64(1.0 - RETRY_JITTER), "the schedule's first pause: {took:?}");
     }
 
     #[test]

@@ -28,8 +28,9 @@ use super::error::{Counted, WebhookError};
 use super::review::Review;
 use super::tls::{CertStore, TlsError};
 use crate::cluster::ingress_classes::Snapshot;
-use crate::cluster::{IngressClassCache, Lookup, NamespaceCache};
-use crate::engine::{self, Input, Kind, NamespaceLabels, PolicySet, Stage};
+use crate::cluster::{Caches, GatewayCache, IngressClassCache, Lookup, NamespaceCache};
+use crate::engine::gateway::view::EMPTY as NO_GATEWAYS;
+use crate::engine::{self, Input, Kind, NamespaceLabels, Object, PolicySet, Stage};
 use crate::metrics::{self, Metrics};
 use crate::policy::PolicyStore;
 
@@ -45,6 +46,9 @@ pub struct AppState {
     /// `None` without a cluster: the class table of the policies alone names
     /// an Ingress's controller.
     ingress_classes: Option<Arc<IngressClassCache>>,
+    /// `None` without a cluster: every Gateway a route attaches to is
+    /// unknown, and the route is judged strictly.
+    gateways: Option<Arc<GatewayCache>>,
     metrics: Arc<Metrics>,
     serving: AtomicBool,
     /// Permits for reviews being received or answered.
@@ -104,11 +108,25 @@ impl AppState {
         ingress_classes: Option<Arc<IngressClassCache>>,
         limits: Limits,
     ) -> Arc<AppState> {
+        Self::with_caches(store, metrics, Caches { namespaces, ingress_classes, gateways: None }, limits)
+    }
+
+    /// State serving the policies of `store`, reading from the cluster
+    /// through the caches it is given (namespace labels, IngressClasses,
+    /// Gateway API objects).
+    pub fn with_caches(
+        store: Arc<PolicyStore>,
+        metrics: Arc<Metrics>,
+        caches: Caches,
+        limits: Limits,
+    ) -> Arc<AppState> {
         metrics.policies_loaded(store.current().len());
+        let Caches { namespaces, ingress_classes, gateways } = caches;
         Arc::new(AppState {
             policies: store,
             namespaces,
             ingress_classes,
+            gateways,
             metrics,
             serving: AtomicBool::new(false),
             in_flight: Semaphore::new(limits.max_in_flight),
@@ -136,12 +154,14 @@ impl AppState {
     }
 
     /// Ready: serving, policies loaded, and, when a cluster is used, the
-    /// namespace cache synced and the IngressClass cache settled (synced, or
-    /// refused by the API server: see [`crate::cluster::ingress_classes`]).
+    /// namespace cache synced and the IngressClass and Gateway API caches
+    /// settled (synced, or refused by the API server: see
+    /// [`crate::cluster::ingress_classes`] and [`crate::cluster::gateways`]).
     pub fn is_ready(&self) -> bool {
         self.serving.load(Ordering::SeqCst)
             && self.namespaces.as_ref().is_none_or(|cache| cache.is_synced())
             && self.ingress_classes.as_ref().is_none_or(|cache| cache.is_settled())
+            && self.gateways.as_ref().is_none_or(|cache| cache.is_settled())
     }
 }
 
@@ -258,10 +278,30 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
     let review = Review::decode(body).inspect_err(|error| {
         debug!(webhook = webhook_name(stage), %error, "undecodable review");
     })?;
-    let lookup = match &state.namespaces {
-        Some(cache) if !review.namespace.is_empty() => Some(cache.lookup(&review.namespace).await),
-        _ => None,
+    let namespace = async {
+        match &state.namespaces {
+            Some(cache) if !review.namespace.is_empty() => Some(cache.lookup(&review.namespace).await),
+            _ => None,
+        }
     };
+    // Only a route attaches to Gateways; a snapshot is one `Arc` clone, and a
+    // validation also fetches the parents the snapshot lacks (at the same
+    // time as the namespace, each bounded).
+    let gateways = async {
+        match &state.gateways {
+            Some(cache) if matches!(review.kind, Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute) => {
+                Some(if stage == Stage::Validate {
+                    let objects = [review.object.as_ref(), review.old_object.as_ref()];
+                    let routes: Vec<_> = objects.into_iter().flatten().filter_map(Object::route).collect();
+                    cache.view_for(&review.namespace, &routes).await
+                } else {
+                    cache.snapshot()
+                })
+            }
+            _ => None,
+        }
+    };
+    let (lookup, gateways) = tokio::join!(namespace, gateways);
     let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
     // Only an Ingress has a class; a snapshot is one `Arc` clone.
     let classes = match &state.ingress_classes {
@@ -269,7 +309,11 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
         _ => Snapshot::default(),
     };
     let policies = state.policies();
-    let input = Input { ingress_classes: classes.classes(), ..review.input(stage) };
+    let input = Input {
+        ingress_classes: classes.classes(),
+        gateways: gateways.as_deref().unwrap_or(&NO_GATEWAYS),
+        ..review.input(stage)
+    };
     let decision = engine::evaluate(&input, &policies, labels);
     let response = review.respond(&decision, &policies);
     state.metrics.record_review(
