@@ -3,11 +3,15 @@
 //! - `evaluate/*`: `engine::evaluate` alone, objects already decoded, all bundled policies;
 //! - `review/*`: decode the AdmissionReview body, evaluate, encode the response: the
 //!   whole per-review work of a handler except HTTP, TLS and metrics.
+//!
+//! The Gateway API cases judge routes with the Gateway of
+//! `gateway-api/gateway-create-https.json` known, as the webhook's cache would hold it.
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use portcullis::engine::gateway::GatewayView;
 use portcullis::engine::{self, NamespaceLabels, PolicySet, Stage};
 use portcullis::webhook::review::Review;
 use serde_json::{Value, json};
@@ -63,16 +67,38 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ("ingress-tls", bytes(fixture("v1.32/ingress-create-tls.json"))),
         ("service-large", bytes(large_service())),
         ("ingress-large", bytes(large_ingress())),
+        ("gateway-https", bytes(fixture("gateway-api/gateway-create-https.json"))),
+        ("gateway-denied", bytes(fixture("gateway-api/gateway-create-http-from-all.json"))),
+        ("httproute-external-auth", bytes(fixture("gateway-api/httproute-create-external-auth.json"))),
+        ("httproute-denied", bytes(fixture("gateway-api/httproute-create-on-http-listener.json"))),
+        ("grpcroute-denied", bytes(fixture("gateway-api/grpcroute-create-on-http-listener.json"))),
+        ("referencegrant-denied", bytes(fixture("gateway-api/referencegrant-create-secrets-from-any.json"))),
     ]
+}
+
+/// The engine's input for a review, with the Gateways of [`gateways`] known.
+fn input<'a>(review: &'a Review, view: &'a GatewayView, stage: Stage) -> engine::Input<'a> {
+    engine::Input { gateways: view, ..review.input(stage) }
+}
+
+/// The Gateways the routes attach to.
+fn gateways() -> GatewayView {
+    let mut view = GatewayView::default();
+    let review = fixture("gateway-api/gateway-create-https.json");
+    assert!(view.insert_manifest(&review["request"]["object"], "production"));
+    view
 }
 
 fn benches(c: &mut Criterion) {
     let set: PolicySet = portcullis::policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap();
+    let view = gateways();
     let mut evaluate = c.benchmark_group("evaluate");
     for (name, body) in cases() {
         let review = Review::decode(&body).unwrap();
         evaluate.bench_function(name, |b| {
-            b.iter(|| engine::evaluate(black_box(&review.input(Stage::Validate)), &set, NamespaceLabels::none()))
+            b.iter(|| {
+                engine::evaluate(black_box(&input(&review, &view, Stage::Validate)), &set, NamespaceLabels::none())
+            })
         });
     }
     evaluate.finish();
@@ -82,7 +108,7 @@ fn benches(c: &mut Criterion) {
         full.bench_function(format!("{name} ({} bytes)", body.len()), |b| {
             b.iter(|| {
                 let review = Review::decode(black_box(&body)).unwrap();
-                let decision = engine::evaluate(&review.input(Stage::Validate), &set, NamespaceLabels::none());
+                let decision = engine::evaluate(&input(&review, &view, Stage::Validate), &set, NamespaceLabels::none());
                 review.respond(&decision, &set)
             })
         });

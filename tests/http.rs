@@ -163,7 +163,7 @@ async fn metrics_count_rejections_by_policy() {
         r#"portcullis_policy_results_total{policy="no-nodeport-in-production",action="deny",result="fail"} 1"#,
         r#"portcullis_policy_results_total{policy="no-external-ips",action="deny",result="pass"} 2"#,
         r#"portcullis_admission_duration_seconds_count{webhook="validate"} 2"#,
-        "portcullis_policies_loaded 16",
+        "portcullis_policies_loaded 25",
         r#"portcullis_build_info{version="0.1.0"} 1"#,
     ] {
         assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");

@@ -6,10 +6,14 @@
 //! - [`http`]: the routers called in process (`tower::ServiceExt::oneshot`);
 //! - [`tls`]: the real server over TLS on 127.0.0.1:0 and clients that trust it;
 //! - [`manifests`]: `manifests/` rendered with kubectl or kustomize, read as
-//!   k8s-openapi types.
+//!   k8s-openapi types;
+//! - [`fake_api`]: a Kubernetes API server in process (discovery, list, watch,
+//!   GET), for the cluster caches; [`logs`]: their log lines captured.
 #![allow(dead_code)]
 
+pub mod fake_api;
 pub mod http;
+pub mod logs;
 pub mod manifests;
 pub mod tls;
 
@@ -49,14 +53,16 @@ pub fn in_namespace(mut review: Value, namespace: &str) -> Value {
 pub fn review(operation: &str, namespace: &str, object: Value, old_object: Option<Value>) -> Value {
     let kind = object["kind"].as_str().unwrap_or("Service").to_owned();
     let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-    let group = if kind == "Ingress" { "networking.k8s.io" } else { "" };
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let resource = portcullis::engine::Kind::of(group, &kind).resource();
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
             "uid": "11111111-2222-3333-4444-555555555555",
-            "kind": {"group": group, "version": "v1", "kind": kind},
-            "resource": {"group": group, "version": "v1", "resource": if kind == "Ingress" { "ingresses" } else { "services" }},
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
             "name": name,
             "namespace": namespace,
             "operation": operation,
