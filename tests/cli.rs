@@ -30,7 +30,12 @@ fn policies_lists_the_bundled_set() {
     let columns: Vec<&str> = nodeport.split_whitespace().collect();
     assert_eq!(&columns[..5], ["no-nodeport-in-production", "Deny", "serviceType", "Service", "CREATE,UPDATE"]);
     assert!(nodeport.ends_with("environments production; except kube-system,portcullis-system"), "{nodeport}");
-    assert_eq!(text.lines().count(), 1 + 16 + 1, "{text}");
+    assert_eq!(text.lines().count(), 1 + 25 + 1, "{text}");
+    // Columns line up whatever the width of a cell.
+    let route = text.lines().find(|l| l.starts_with("restrict-route-hostnames ")).expect("listed");
+    let header = text.lines().next().unwrap();
+    assert_eq!(route.find("CREATE,UPDATE"), header.find("OPERATIONS"), "{text}");
+    assert_eq!(nodeport.find("CREATE,UPDATE"), header.find("OPERATIONS"), "{text}");
 }
 
 #[test]
@@ -44,7 +49,7 @@ fn an_invalid_policy_set_is_refused_by_policies_and_serve() {
     let expected = format!(
         "portcullis: {}:5: Policy \"bad\": spec.rule.serviceTyp: unknown variant `serviceTyp`, expected one of \
          `serviceType`, `externalIPs`, `externalName`, `sourceRanges`, `ingressTls`, `ingressAuth`, \
-         `forbiddenAnnotations`, `setAnnotations`, `annotationValues`, `ingressPaths`, `wildcardHosts`\n",
+         `forbiddenAnnotations`, `setAnnotations`, `annotationValues`, `ingressPaths`, `wildcardHosts`, `gatewayListeners`, `gatewayAllowedRoutes`, `routeTls`, `routeHostnames`, `gatewayAuth`, `referenceGrants`, `grpcBackends`\n",
         dir.join("bad.yaml").display()
     );
     let out = portcullis().args(["policies", "--policies"]).arg(&dir).output().unwrap();

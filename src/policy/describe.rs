@@ -8,7 +8,8 @@ pub fn describe(set: &PolicySet) -> String {
     let mut out = String::new();
     let environments = set.environments();
     let names = |indexes: &[usize]| indexes.iter().map(|&i| environments[i].name()).collect::<Vec<_>>().join(",");
-    let _ = writeln!(out, "{:<38} {:<6} {:<21} {:<16} {:<14} WHERE", "POLICY", "ACTION", "RULE", "KINDS", "OPERATIONS");
+    let mut rows: Vec<[String; 6]> =
+        vec![["POLICY", "ACTION", "RULE", "KINDS", "OPERATIONS", "WHERE"].map(str::to_owned)];
     for policy in set.policies() {
         let m = policy.matches();
         let kinds: Vec<&str> = m.kinds.iter().map(|k| k.as_str()).collect();
@@ -37,16 +38,27 @@ pub fn describe(set: &PolicySet) -> String {
                 crate::engine::Action::Audit => "Audit",
             },
         };
-        let _ = writeln!(
-            out,
-            "{:<38} {:<6} {:<21} {:<16} {:<14} {}",
-            policy.name(),
-            action,
-            policy.rule().name(),
+        rows.push([
+            policy.name().to_owned(),
+            action.to_owned(),
+            policy.rule().name().to_owned(),
             kinds.join(","),
             operations.join(","),
-            scope.join("; ")
-        );
+            scope.join("; "),
+        ]);
+    }
+    // Each column as wide as its widest cell, so long kind lists stay aligned.
+    let mut widths = [0; 5];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    for row in &rows {
+        for (width, cell) in widths.iter().zip(row) {
+            let _ = write!(out, "{cell:<width$} ");
+        }
+        let _ = writeln!(out, "{}", row[5]);
     }
     for env in environments {
         let _ = writeln!(
