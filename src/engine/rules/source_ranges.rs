@@ -33,7 +33,7 @@ pub enum Internal {
     Allow,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceRanges {
     /// Traefik middlewares (globs, e.g. `*-office-only@kubernetescrd`) that
@@ -51,29 +51,126 @@ pub struct SourceRanges {
     /// the policy loader from the `IngressControllers` option `traefikNginxAnnotations`.
     #[serde(skip)]
     nginx_annotations_on_traefik: bool,
+    /// Ranges that together admit more public addresses of a family than a
+    /// network of this prefix length (of that family) are warned; `0` never.
+    #[serde(default = "a_slash_8")]
+    warn_wider_than: u8,
+}
+
+fn a_slash_8() -> u8 {
+    8
 }
 
 /// Who a `/0` range admits, as [`judge`] says it, and for an internal load balancer.
 const INTERNET: &str = "the whole internet";
 const PRIVATE_NETWORK: &str = "the whole private network";
 
-/// Checks a comma-separated or listed set of ranges; `None` when all is well.
-fn judge<'a>(field: &str, ranges: impl IntoIterator<Item = &'a str>) -> Option<String> {
+/// Address blocks that are not reachable from the internet, left out when
+/// counting how much of it a set of ranges admits: RFC 1918, shared address
+/// space (RFC 6598), loopback, link-local, IPv6 unique-local and link-local.
+const NOT_PUBLIC: [&str; 9] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+    "::1/128",
+];
+
+/// The number of addresses of a network that is not a `/0`.
+fn size(net: &IpNet) -> u128 {
+    1u128.checked_shl(u32::from(net.max_prefix_len() - net.prefix_len())).unwrap_or(u128::MAX)
+}
+
+/// Checks a comma-separated or listed set of ranges: a range that is not a
+/// CIDR, a `/0`, and ranges that together cover all of IPv4 or IPv6 (such as
+/// `0.0.0.0/1` and `128.0.0.0/1`) are violations; ranges that together admit
+/// more public addresses of one family than a `/warn_wider_than` network of it
+/// are warned.
+fn judge<'a>(field: &str, ranges: impl IntoIterator<Item = &'a str>, warn_wider_than: u8) -> Vec<Finding> {
+    let mut nets = Vec::new();
+    let mut written = Vec::new();
     for range in ranges.into_iter().map(str::trim).filter(|r| !r.is_empty()) {
         let net = range.parse::<IpNet>().or_else(|_| range.parse::<IpAddr>().map(IpNet::from));
         match net {
             Err(_) => {
-                return Some(format!("{field} entry {range:?} is not a CIDR; write ranges like 203.0.113.0/24"));
+                return vec![Finding::Violation(format!(
+                    "{field} entry {range:?} is not a CIDR; write ranges like 203.0.113.0/24"
+                ))];
             }
             Ok(net) if net.prefix_len() == 0 => {
-                return Some(format!(
+                return vec![Finding::Violation(format!(
                     "{field} includes {range}, which opens it to the whole internet; list only the client CIDRs"
-                ));
+                ))];
             }
-            Ok(_) => {}
+            Ok(net) => {
+                nets.push(net.trunc());
+                written.push(range);
+            }
         }
     }
-    None
+    let mut findings = Vec::new();
+    for (family, v4) in [("IPv4", true), ("IPv6", false)] {
+        let of_family: Vec<IpNet> = nets.iter().copied().filter(|net| matches!(net, IpNet::V4(_)) == v4).collect();
+        let union = IpNet::aggregate(&of_family);
+        let listed = || {
+            let mut ranges: Vec<&str> = written
+                .iter()
+                .zip(&nets)
+                .filter(|(_, net)| matches!(net, IpNet::V4(_)) == v4)
+                .map(|(range, _)| *range)
+                .collect();
+            ranges.dedup();
+            ranges.join(", ")
+        };
+        if union.iter().any(|net| net.prefix_len() == 0) {
+            findings.push(Finding::Violation(format!(
+                "{field} ranges {} together cover all of {family}, which opens it to the whole internet; list only \
+                 the client CIDRs",
+                listed()
+            )));
+            continue;
+        }
+        let bits = if v4 { 32 } else { 128 };
+        let private: Vec<IpNet> = NOT_PUBLIC
+            .iter()
+            .map(|block| block.parse::<IpNet>().expect("a valid block"))
+            .filter(|block| matches!(block, IpNet::V4(_)) == v4)
+            .collect();
+        // The union's networks are disjoint, as are the private blocks, and two
+        // CIDRs either nest or are disjoint: subtract each nested overlap.
+        let public: u128 = union
+            .iter()
+            .map(|net| {
+                let hidden: u128 = private
+                    .iter()
+                    .map(|block| {
+                        if net.contains(block) {
+                            size(block)
+                        } else if block.contains(net) {
+                            size(net)
+                        } else {
+                            0
+                        }
+                    })
+                    .sum();
+                size(net) - hidden
+            })
+            .sum();
+        // A /0 share (or `0`) never warns; 1 << 128 does not fit.
+        let limit = 1u128.checked_shl(bits - u32::from(warn_wider_than).min(bits));
+        if warn_wider_than > 0 && limit.is_some_and(|limit| public > limit) {
+            findings.push(Finding::Warning(format!(
+                "{field} ranges {} together admit more public {family} addresses than a /{warn_wider_than}; list only \
+                 the client CIDRs",
+                listed()
+            )));
+        }
+    }
+    findings
 }
 
 impl SourceRanges {
@@ -85,12 +182,14 @@ impl SourceRanges {
         if exposure.is_internal() && self.internal == Internal::Allow {
             return;
         }
-        let problem = match load_balancer::source_ranges(service) {
+        let found = match load_balancer::source_ranges(service) {
             load_balancer::SourceRanges::Spec(ranges) => {
-                judge("spec.loadBalancerSourceRanges", ranges.iter().map(String::as_str))
+                judge("spec.loadBalancerSourceRanges", ranges.iter().map(String::as_str), self.warn_wider_than)
             }
-            load_balancer::SourceRanges::Annotation(ranges) => judge(SERVICE_ANNOTATION, ranges.split(',')),
-            load_balancer::SourceRanges::Open => Some(match exposure {
+            load_balancer::SourceRanges::Annotation(ranges) => {
+                judge(SERVICE_ANNOTATION, ranges.split(','), self.warn_wider_than)
+            }
+            load_balancer::SourceRanges::Open => vec![Finding::Violation(match exposure {
                 Exposure::Public(None) => "type LoadBalancer without loadBalancerSourceRanges is open to the whole \
                                            internet; set spec.loadBalancerSourceRanges to the client CIDRs"
                     .to_owned(),
@@ -102,14 +201,15 @@ impl SourceRanges {
                     "internal load balancer ({evidence}) without loadBalancerSourceRanges is open to the whole \
                      private network; set spec.loadBalancerSourceRanges to the client CIDRs"
                 ),
-            }),
+            })],
         };
-        // An internal load balancer is open to its private network, not the internet.
-        let problem = match exposure {
-            Exposure::Internal(_) => problem.map(|text| text.replace(INTERNET, PRIVATE_NETWORK)),
-            Exposure::Public(_) => problem,
-        };
-        findings.extend(problem.map(Finding::Violation));
+        // An internal load balancer is open to its private network, not the
+        // internet, and public addresses do not reach it.
+        findings.extend(found.into_iter().filter_map(|finding| match (exposure.is_internal(), finding) {
+            (true, Finding::Violation(text)) => Some(Finding::Violation(text.replace(INTERNET, PRIVATE_NETWORK))),
+            (true, Finding::Warning(_)) => None,
+            (_, finding) => Some(finding),
+        }));
     }
 
     /// Lets ingress-nginx's allow-list annotations count on traefik-served
@@ -126,12 +226,11 @@ impl SourceRanges {
             .flat_map(|family| family.dialect().allow_list_annotations())
             .find_map(|key| annotation(&ingress.metadata, key).map(|value| (*key, value)));
         if let Some((key, value)) = present {
-            let problem = if value.trim().is_empty() {
-                Some(format!("{key} is empty; list the client CIDRs"))
+            if value.trim().is_empty() {
+                findings.push(Finding::Violation(format!("{key} is empty; list the client CIDRs")));
             } else {
-                judge(key, value.split(','))
-            };
-            findings.extend(problem.map(Finding::Violation));
+                findings.extend(judge(key, value.split(','), self.warn_wider_than));
+            }
             return;
         }
         if families
@@ -206,6 +305,120 @@ mod tests {
                 "spec.loadBalancerSourceRanges entry \"office\" is not a CIDR; write ranges like 203.0.113.0/24"
             )]
         );
+    }
+
+    #[test]
+    fn denies_split_ranges_that_together_cover_a_whole_address_family() {
+        let rule = rule(json!({"sourceRanges": {}}));
+        let ranges = |list: serde_json::Value| check(&rule, &lb(json!({"loadBalancerSourceRanges": list}), json!({})));
+        assert_eq!(
+            ranges(json!(["0.0.0.0/1", "128.0.0.0/1"])),
+            vec![violation(
+                "spec.loadBalancerSourceRanges ranges 0.0.0.0/1, 128.0.0.0/1 together cover all of IPv4, which opens \
+                 it to the whole internet; list only the client CIDRs"
+            )]
+        );
+        assert_eq!(
+            ranges(json!(["203.0.113.0/24", "::/1", "8000::/1"])),
+            vec![violation(
+                "spec.loadBalancerSourceRanges ranges ::/1, 8000::/1 together cover all of IPv6, which opens it to the \
+                 whole internet; list only the client CIDRs"
+            )]
+        );
+        assert_eq!(
+            ranges(json!(["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "192.0.0.0/2"])),
+            vec![violation(
+                "spec.loadBalancerSourceRanges ranges 0.0.0.0/2, 64.0.0.0/2, 128.0.0.0/2, 192.0.0.0/2 together cover \
+                 all of IPv4, which opens it to the whole internet; list only the client CIDRs"
+            )]
+        );
+        // Host bits set count as the network they name.
+        assert_eq!(ranges(json!(["1.2.3.4/1", "200.0.0.1/1"])).len(), 1);
+        // Three of four /2s leave a quarter of IPv4 out: wide, warned, not denied.
+        assert_eq!(
+            ranges(json!(["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2"])),
+            vec![Finding::Warning(
+                "spec.loadBalancerSourceRanges ranges 0.0.0.0/2, 64.0.0.0/2, 128.0.0.0/2 together admit more public \
+                 IPv4 addresses than a /8; list only the client CIDRs"
+                    .into()
+            )]
+        );
+    }
+
+    #[test]
+    fn warns_ranges_wider_than_a_slash_8_of_public_addresses() {
+        let rule = rule(json!({"sourceRanges": {}}));
+        let ranges = |list: serde_json::Value| check(&rule, &lb(json!({"loadBalancerSourceRanges": list}), json!({})));
+        // Exactly a /8, or two /9s: not more than a /8.
+        assert_eq!(ranges(json!(["44.0.0.0/8"])), vec![]);
+        assert_eq!(ranges(json!(["44.0.0.0/9", "45.0.0.0/9"])), vec![]);
+        assert_eq!(
+            ranges(json!(["44.0.0.0/8", "203.0.113.0/24"])),
+            vec![Finding::Warning(
+                "spec.loadBalancerSourceRanges ranges 44.0.0.0/8, 203.0.113.0/24 together admit more public IPv4 \
+                 addresses than a /8; list only the client CIDRs"
+                    .into()
+            )]
+        );
+        // Private networks are not the internet: RFC 1918 together is fine.
+        assert_eq!(ranges(json!(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"])), vec![]);
+        assert_eq!(ranges(json!(["fc00::/7", "2001:db8::/32"])), vec![]);
+        assert_eq!(
+            ranges(json!(["2000::/7"])),
+            vec![Finding::Warning(
+                "spec.loadBalancerSourceRanges ranges 2000::/7 together admit more public IPv6 addresses than a /8; \
+                 list only the client CIDRs"
+                    .into()
+            )]
+        );
+        // The share is the policy's.
+        let narrow = super::super::testing::rule(json!({"sourceRanges": {"warnWiderThan": 16}}));
+        assert_eq!(
+            check(&narrow, &lb(json!({"loadBalancerSourceRanges": ["44.0.0.0/15"]}), json!({}))),
+            vec![Finding::Warning(
+                "spec.loadBalancerSourceRanges ranges 44.0.0.0/15 together admit more public IPv4 addresses than a \
+                 /16; list only the client CIDRs"
+                    .into()
+            )]
+        );
+        let never = super::super::testing::rule(json!({"sourceRanges": {"warnWiderThan": 0}}));
+        assert_eq!(check(&never, &lb(json!({"loadBalancerSourceRanges": ["0.0.0.0/2"]}), json!({}))), vec![]);
+    }
+
+    #[test]
+    fn split_ranges_in_an_ingress_allow_list_are_judged_alike() {
+        let rule = rule(json!({"sourceRanges": {}}));
+        let key = "nginx.ingress.kubernetes.io/whitelist-source-range";
+        assert_eq!(
+            check(&rule, &ing("nginx", json!({key: "0.0.0.0/1,128.0.0.0/1"}))),
+            vec![violation(
+                "nginx.ingress.kubernetes.io/whitelist-source-range ranges 0.0.0.0/1, 128.0.0.0/1 together cover all \
+                 of IPv4, which opens it to the whole internet; list only the client CIDRs"
+            )]
+        );
+        assert_eq!(check(&rule, &ing("nginx", json!({key: "::/1, 8000::/1"}))).len(), 1);
+    }
+
+    #[test]
+    fn an_internal_load_balancer_covering_everything_is_open_to_its_private_network_and_not_warned() {
+        let rule = rule(json!({"sourceRanges": {}}));
+        let internal = |ranges: serde_json::Value| {
+            check(
+                &rule,
+                &lb(
+                    json!({"loadBalancerSourceRanges": ranges}),
+                    json!({"networking.gke.io/load-balancer-type": "Internal"}),
+                ),
+            )
+        };
+        assert_eq!(
+            internal(json!(["0.0.0.0/1", "128.0.0.0/1"])),
+            vec![violation(
+                "spec.loadBalancerSourceRanges ranges 0.0.0.0/1, 128.0.0.0/1 together cover all of IPv4, which opens \
+                 it to the whole private network; list only the client CIDRs"
+            )]
+        );
+        assert_eq!(internal(json!(["0.0.0.0/2"])), vec![]);
     }
 
     #[test]
