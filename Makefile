@@ -3,9 +3,26 @@ CARGO ?= cargo
 CERTS ?= .dev-certs
 LISTEN ?= 127.0.0.1:8443
 ADMIN_LISTEN ?= 127.0.0.1:9090
-PROMTOOL ?= promtool
+# promtool: the one on the PATH, else the one `make promtool` takes out of Debian's package
+PROMTOOL ?= $(or $(shell command -v promtool 2>/dev/null),$(CURDIR)/target/tools/promtool)
 FUZZ_SECONDS ?= 60
 RULES ?= manifests/monitoring/rules.yaml
+
+# A bare `make` lists the targets instead of starting the (blocking) server.
+.DEFAULT_GOAL := help
+.PHONY: help
+
+## help: list the targets and the variables they take (what a bare `make` does)
+help:
+	@echo 'Usage: make [target] [VARIABLE=value ...]'
+	@echo
+	@awk '/^## [A-Za-z0-9_-]+: / { line = substr($$0, 4); i = index(line, ": "); \
+		printf "  %-14s %s\n", substr(line, 1, i - 1), substr(line, i + 2); doc = 1; next } \
+		doc && /^## / { printf "  %-14s %s\n", "", substr($$0, 4); next } { doc = 0 }' $(MAKEFILE_LIST)
+	@echo
+	@echo 'Variables (current values):'
+	@echo '  CARGO=$(CARGO) CERTS=$(CERTS) LISTEN=$(LISTEN) ADMIN_LISTEN=$(ADMIN_LISTEN)'
+	@echo '  PROMTOOL=$(PROMTOOL) RULES=$(RULES) FUZZ_SECONDS=$(FUZZ_SECONDS)'
 
 .PHONY: run test fmt lint build release certs clean promtool promtool-test bench fuzz
 
@@ -18,32 +35,29 @@ run: $(CERTS)/tls.crt
 $(CERTS)/tls.crt:
 	$(CARGO) run --quiet -- certs --out $(CERTS) --dns localhost --ip 127.0.0.1 >/dev/null
 
+## certs: create the development certificates in $(CERTS)/ (make run does when missing)
 certs: $(CERTS)/tls.crt
 
-## test: everything CI runs (installs promtool first when missing)
-test: promtool
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+## test: everything CI runs (gets promtool first when missing)
+test: promtool lint
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
-		PORTCULLIS_REQUIRE_PROMTOOL=1 $(CARGO) nextest run --no-fail-fast && $(CARGO) test --doc; \
+		PROMTOOL="$(PROMTOOL)" PORTCULLIS_REQUIRE_PROMTOOL=1 $(CARGO) nextest run --no-fail-fast && $(CARGO) test --doc; \
 	else \
-		PORTCULLIS_REQUIRE_PROMTOOL=1 $(CARGO) test; \
+		PROMTOOL="$(PROMTOOL)" PORTCULLIS_REQUIRE_PROMTOOL=1 $(CARGO) test; \
 	fi
 	$(CARGO) run --quiet -- policies --policies policies >/dev/null
 	$(CARGO) run --quiet -- test policies/tests --policies policies
 	$(MAKE) promtool-test
 
-## promtool: install Debian's prometheus package for promtool when missing (as root)
+## lint: cargo fmt --check and cargo clippy with warnings as errors (part of make test)
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## promtool: when missing, take promtool alone out of Debian's prometheus package into
+## target/tools/ (installs nothing, starts no Prometheus; see .ci/get-promtool)
 promtool:
-	@if ! command -v $(PROMTOOL) >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "promtool not found: installing Debian's prometheus package"; \
-			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
-		else \
-			echo "promtool not found: install it (Debian/Ubuntu: sudo apt-get install prometheus, or a Prometheus release tarball) and run make again" >&2; \
-			exit 1; \
-		fi; \
-	fi
+	@command -v "$(PROMTOOL)" >/dev/null 2>&1 || .ci/get-promtool "$(PROMTOOL)"
 
 ## promtool-test: check the alerting rules and run their unit tests (tests/prometheus/)
 promtool-test: promtool
@@ -69,15 +83,19 @@ fuzz:
 			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
 
+## fmt: format the code (cargo fmt)
 fmt:
 	$(CARGO) fmt --all
 
+## build: debug build of the binary (target/debug/portcullis)
 build:
 	$(CARGO) build
 
+## release: release build of the binary (target/release/portcullis)
 release:
 	$(CARGO) build --release
 
+## clean: remove the development certificates and cargo's target/ (promtool from make promtool too)
 clean:
 	rm -rf $(CERTS)
 	$(CARGO) clean

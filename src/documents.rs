@@ -173,6 +173,21 @@ pub struct ParseError {
 }
 
 /// Splits and parses a source's text. `name` is what errors call it.
+///
+/// ```
+/// use portcullis::documents::{Format, parse};
+///
+/// let text = "kind: Service\n---\n# the second\nkind: Ingress\n";
+/// let documents = parse("input.yaml", text, Format::Yaml).unwrap();
+/// let lines: Vec<usize> = documents.iter().map(|document| document.line).collect();
+/// assert_eq!(lines, [1, 4]);
+/// assert_eq!(documents[1].value["kind"], "Ingress");
+/// // The texts, comments and separators included, concatenate back to the source.
+/// assert_eq!(documents.iter().map(|document| document.text.as_str()).collect::<String>(), text);
+///
+/// let error = parse("input.yaml", "a: 1\n---\nb: [1,\n", Format::Yaml).unwrap_err();
+/// assert_eq!(error.to_string(), "input.yaml:3: unclosed bracket '['");
+/// ```
 pub fn parse(name: &str, text: &str, format: Format) -> Result<Vec<Document>, ParseError> {
     match format {
         Format::Json => {
@@ -304,6 +319,18 @@ impl FieldPath {
 
     /// Parses the dotted form of plain names and indexes (`match.kinds`,
     /// `items[0].metadata`); `None` for anything else.
+    ///
+    /// ```
+    /// use portcullis::documents::FieldPath;
+    ///
+    /// let path = FieldPath::parse("spec.rules[0].hosts").unwrap();
+    /// assert_eq!(path, FieldPath::new().key("spec").key("rules").index(0).key("hosts"));
+    /// assert_eq!(path.parent().to_string(), "spec.rules[0]");
+    /// // A key that is not a plain name is shown quoted in brackets.
+    /// let annotation = FieldPath::new().key("metadata").key("annotations").key("example.com/x");
+    /// assert_eq!(annotation.to_string(), r#"metadata.annotations["example.com/x"]"#);
+    /// assert_eq!(FieldPath::parse("spec..rules"), None);
+    /// ```
     pub fn parse(text: &str) -> Option<FieldPath> {
         let mut path = FieldPath::new();
         for part in text.split('.') {
@@ -370,6 +397,27 @@ pub struct FieldError {
 /// enum variant being read when it happened. An unknown field or variant is
 /// named itself (`spec.actoin`); a missing field, or a value that a
 /// `try_from` conversion refuses, names the mapping that lacks or holds it.
+///
+/// ```
+/// use portcullis::documents::{Format, from_value, parse};
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Spec {
+///     action: String,
+/// }
+/// #[derive(Debug, serde::Deserialize)]
+/// struct Policy {
+///     spec: Spec,
+/// }
+///
+/// let text = "# a policy\nspec:\n  actoin: Deny\n";
+/// let document = &parse("policy.yaml", text, Format::Yaml).unwrap()[0];
+/// let error = from_value::<Policy>(&document.value).unwrap_err();
+/// assert_eq!(error.to_string(), "spec.actoin: unknown field `actoin`, expected `action`");
+/// assert_eq!(error.path.to_string(), "spec.actoin");
+/// assert_eq!(document.line_of(&error.path), Some(3));
+/// ```
 pub fn from_value<'v, T: Deserialize<'v>>(value: &'v Value) -> Result<T, FieldError> {
     let track = RefCell::new(Vec::new());
     // On an error the segments entered are left in place: the path to it.
@@ -420,15 +468,16 @@ impl Document {
     }
 }
 
-/// A YAML node with the locations of its keys and items, for [`Document::line_of`].
-enum Node {
+/// A YAML node with the locations of its keys and items, for [`Document::line_of`]
+/// and the in-place edits of `check --fix`.
+pub(crate) enum Node {
     Map(Vec<(serde_saphyr::Spanned<Key>, serde_saphyr::Spanned<Node>)>),
     Seq(Vec<serde_saphyr::Spanned<Node>>),
     Scalar,
 }
 
 /// A mapping key as text, whatever its YAML type.
-struct Key(String);
+pub(crate) struct Key(pub(crate) String);
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {

@@ -395,8 +395,9 @@ async fn probes_report_health_and_readiness() {
     assert_eq!((ready.status, ready.text().as_str()), (StatusCode::OK, "ready\n"));
 }
 
-/// `promtool check metrics` on a real scrape. `make test` installs promtool and
-/// sets PORTCULLIS_REQUIRE_PROMTOOL=1, so there the check always runs.
+/// `promtool check metrics` on a real scrape (`$PROMTOOL`, else `promtool` from
+/// the PATH). `make test` gets promtool, passes its path in PROMTOOL and sets
+/// PORTCULLIS_REQUIRE_PROMTOOL=1, so there the check always runs.
 #[tokio::test]
 async fn a_scrape_passes_promtool_check_metrics() {
     let (_, webhook, admin) = routers();
@@ -405,7 +406,7 @@ async fn a_scrape_passes_promtool_check_metrics() {
     post_review(&webhook, "/mutate", &fixture("v1.32/ingress-create-tls.json")).await;
     post(&webhook, "/validate", Some("text/plain"), b"x".to_vec()).await;
     let scrape = get(&admin, "/metrics").await.text();
-    let promtool = std::process::Command::new("promtool")
+    let promtool = std::process::Command::new(std::env::var_os("PROMTOOL").unwrap_or_else(|| "promtool".into()))
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
