@@ -1,20 +1,21 @@
 //! Certificates: cert-manager issues the serving certificate the pods mount and
 //! injects its CA into both webhooks; `manifests/without-cert-manager` leaves no
-//! cert-manager behind and takes the CA `portcullis certs` wrote.
+//! cert-manager behind and takes the CA `portcullis certs` wrote from the
+//! untracked `ca.crt` the user copies in.
 
 mod common;
 
 use common::manifests::{
-    INJECT_CA_FROM, Manifests, NAMESPACE, PLACEHOLDER, assert_schemas, base, mutating, pod_spec, render_text,
-    validating,
+    INJECT_CA_FROM, Manifests, NAMESPACE, WEBHOOK_KINDS, assert_schemas, base, mutating, pod_spec, render_text,
+    validating, webhooks, without_cert_manager_webhooks,
 };
-use common::repo;
-use k8s_openapi::api::admissionregistration::v1::{ValidatingWebhook, ValidatingWebhookConfiguration};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhook;
 use serde_json::{Value, json};
 
 #[test]
 fn cert_manager_issues_the_serving_certificate() {
     let manifests = base();
+    let hooks = webhooks();
     let issuer_ref = |name: &str| json!({"group": "cert-manager.io", "kind": "Issuer", "name": name});
     assert_eq!(manifests.value("Issuer", "portcullis-selfsigned")["spec"], json!({"selfSigned": {}}));
     let ca = &manifests.value("Certificate", "portcullis-ca")["spec"];
@@ -43,7 +44,7 @@ fn cert_manager_issues_the_serving_certificate() {
 
     // The API server calls <service>.<namespace>.svc; the certificate names it,
     // lands in the Secret the pods mount, and its CA is injected into both webhooks.
-    let service = validating(&manifests).client_config.service.unwrap();
+    let service = validating(&hooks).client_config.service.unwrap();
     let host = format!("{}.{}.svc", service.name, service.namespace);
     assert!(
         manifests.value("Certificate", "portcullis")["spec"]["dnsNames"].as_array().unwrap().contains(&json!(host))
@@ -51,60 +52,59 @@ fn cert_manager_issues_the_serving_certificate() {
     let volumes = pod_spec(&manifests).volumes.unwrap();
     let secret = volumes.iter().find_map(|v| v.secret.clone()).unwrap();
     assert_eq!(secret.secret_name.as_deref(), Some("portcullis-tls"));
-    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
-        let annotations = manifests.value(kind, "portcullis")["metadata"]["annotations"].clone();
+    for kind in WEBHOOK_KINDS {
+        let annotations = hooks.value(kind, "portcullis")["metadata"]["annotations"].clone();
         assert_eq!(annotations, json!({INJECT_CA_FROM: "portcullis-system/portcullis"}), "{kind}");
     }
 }
 
+fn is_cert_manager(doc: &Value) -> bool {
+    doc["apiVersion"].as_str().unwrap().starts_with("cert-manager.io/")
+}
+
 #[test]
-fn without_cert_manager_leaves_no_cert_manager_behind() {
-    let text = render_text("manifests/without-cert-manager");
-    let base = base();
+fn without_cert_manager_base_is_the_base_less_cert_manager() {
+    let text = render_text("manifests/without-cert-manager/base");
     let overlay = Manifests::parse(&text);
-    let is_cert_manager = |doc: &Value| doc["apiVersion"].as_str().unwrap().starts_with("cert-manager.io/");
-    assert!(overlay.0.iter().all(|doc| !is_cert_manager(doc)));
     assert!(!text.contains("cert-manager.io"), "no cert-manager objects or annotations remain");
+    let others: Vec<Value> = base().0.into_iter().filter(|doc| !is_cert_manager(doc)).collect();
+    assert_eq!(overlay.0, others);
+}
 
-    // Everything else is the base, except the webhooks' annotation and caBundle.
-    let webhook_kinds = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"];
-    let others = |manifests: &Manifests| -> Vec<Value> {
-        manifests
-            .0
-            .iter()
-            .filter(|doc| !is_cert_manager(doc) && !webhook_kinds.contains(&doc["kind"].as_str().unwrap()))
-            .cloned()
-            .collect()
-    };
-    assert_eq!(others(&overlay), others(&base));
-
-    for kind in webhook_kinds {
-        let doc = overlay.value(kind, "portcullis");
-        assert_eq!(doc["metadata"].get("annotations"), None, "{kind}");
-        assert_eq!(doc["webhooks"][0]["clientConfig"]["caBundle"], PLACEHOLDER, "{kind}");
-        // Unreplaced, the placeholder is no base64: the API server refuses the
-        // configuration instead of registering a webhook nobody can reach.
-        assert!(serde_json::from_value::<ValidatingWebhookConfiguration>(doc.clone()).is_err());
-    }
-
-    // What the documented sed does: the CA `portcullis certs` wrote goes in.
+#[test]
+fn without_cert_manager_webhooks_take_the_ca_portcullis_certs_wrote() {
     let bundle =
         portcullis::webhook::certs::generate(&["portcullis.portcullis-system.svc".to_owned()], &[], 365).unwrap();
-    let ca_bundle_file = std::fs::read_to_string(repo("manifests/without-cert-manager/ca-bundle.yaml")).unwrap();
-    assert_eq!(ca_bundle_file.lines().filter(|l| l.contains(&format!("caBundle: {PLACEHOLDER}"))).count(), 2);
-    let filled = Manifests::parse(&text.replace(PLACEHOLDER, &bundle.ca_bundle()));
-    assert_schemas(&filled);
-    let v = validating(&filled);
-    let m = mutating(&filled);
+    let overlay = without_cert_manager_webhooks("certificates", &bundle.ca_pem);
+    assert!(overlay.0.iter().all(|doc| !is_cert_manager(doc)));
+    for kind in WEBHOOK_KINDS {
+        let doc = overlay.value(kind, "portcullis");
+        assert_eq!(doc["metadata"].get("annotations"), None, "{kind}: no cainjector annotation");
+        assert_eq!(doc["webhooks"][0]["clientConfig"]["caBundle"], bundle.ca_bundle(), "{kind}");
+    }
+    assert_schemas(&overlay);
+    let v = validating(&overlay);
+    let m = mutating(&overlay);
     assert_eq!(v.client_config.ca_bundle.as_ref().unwrap().0, bundle.ca_pem.as_bytes());
     assert_eq!(m.client_config.ca_bundle.as_ref().unwrap().0, bundle.ca_pem.as_bytes());
-    // Apart from the caBundle, the webhooks are the base's.
+
+    // Apart from the caBundle, the webhooks are manifests/webhooks'.
+    let hooks = webhooks();
     let without_ca = |mut webhook: ValidatingWebhook| {
         webhook.client_config.ca_bundle = None;
         webhook
     };
-    assert_eq!(without_ca(v), validating(&base));
+    assert_eq!(without_ca(v), validating(&hooks));
     let mut m = m;
     m.client_config.ca_bundle = None;
-    assert_eq!(m, mutating(&base));
+    assert_eq!(m, mutating(&hooks));
+
+    // A rotation: both CAs in ca.crt, so the API server trusts the old and the
+    // new serving certificate while the Secret is replaced.
+    let next =
+        portcullis::webhook::certs::generate(&["portcullis.portcullis-system.svc".to_owned()], &[], 365).unwrap();
+    let both = format!("{}{}", bundle.ca_pem, next.ca_pem);
+    let rotating = without_cert_manager_webhooks("certificates-rotation", &both);
+    assert_eq!(validating(&rotating).client_config.ca_bundle.unwrap().0, both.as_bytes());
+    assert_eq!(mutating(&rotating).client_config.ca_bundle.unwrap().0, both.as_bytes());
 }

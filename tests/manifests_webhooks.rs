@@ -1,6 +1,7 @@
-//! The webhook configurations: which namespaces and objects they see, that they
-//! register exactly what the bundled policies act on, fail closed, and call the
-//! Service port and the paths the real router serves.
+//! The webhook configurations (`manifests/webhooks`, the install's second step,
+//! and its without-cert-manager twin): which namespaces and objects they see,
+//! that they register exactly what the bundled policies act on, fail closed, and
+//! call the Service port (of the first step) and the paths the real router serves.
 
 mod common;
 
@@ -12,7 +13,7 @@ use axum::http::{Request, StatusCode, header};
 use common::http::call;
 use common::manifests::{
     Manifests, NAMESPACE, base, container, container_args, container_port, mutating, namespace_labels, pod_labels,
-    selects, strings, validating,
+    selects, strings, validating, webhooks, without_cert_manager_webhooks,
 };
 use common::{bundled, fixture, repo};
 use k8s_openapi::api::admissionregistration::v1::{RuleWithOperations, ServiceReference};
@@ -25,7 +26,7 @@ use serde_json::{Value, json};
 
 #[test]
 fn webhooks_exclude_kube_system_and_our_namespace() {
-    let manifests = base();
+    let manifests = webhooks();
     let expected = LabelSelector {
         match_expressions: Some(vec![
             LabelSelectorRequirement {
@@ -86,7 +87,7 @@ fn gateway_api_rule() -> RuleWithOperations {
 
 #[test]
 fn validating_sees_services_ingresses_and_gateway_api_mutating_only_ingresses() {
-    let manifests = base();
+    let manifests = webhooks();
     assert_eq!(validating(&manifests).rules.unwrap(), vec![services_rule(), ingresses_rule(), gateway_api_rule()]);
     // No mutating policy touches a Service: the API server need not call /mutate for one.
     assert_eq!(mutating(&manifests).rules.unwrap(), vec![ingresses_rule()]);
@@ -127,9 +128,8 @@ fn registrations(rules: &[RuleWithOperations]) -> BTreeSet<Registration> {
     registered
 }
 
-/// The rules of the one webhook in the rendered configuration `kind`. Read from
-/// the document itself: without cert-manager, its caBundle placeholder does not
-/// fit the typed configuration.
+/// The rules of the one webhook in the rendered configuration `kind`, read from
+/// the document itself.
 fn webhook_rules(manifests: &Manifests, kind: &str) -> Vec<RuleWithOperations> {
     let webhooks = manifests.value(kind, "portcullis")["webhooks"].as_array().expect("webhooks").clone();
     assert_eq!(webhooks.len(), 1, "{kind}: one webhook");
@@ -158,10 +158,15 @@ fn webhooks_register_exactly_what_the_bundled_policies_act_on() {
     for (_, acted_on) in &stages {
         assert!(!acted_on.is_empty());
     }
-    for dir in ["manifests", "manifests/without-cert-manager"] {
-        let manifests = Manifests::render(dir);
+    let bundle =
+        portcullis::webhook::certs::generate(&["portcullis.portcullis-system.svc".to_owned()], &[], 365).unwrap();
+    let rendered = [
+        ("manifests/webhooks", webhooks()),
+        ("manifests/without-cert-manager/webhooks", without_cert_manager_webhooks("webhook-rules", &bundle.ca_pem)),
+    ];
+    for (dir, manifests) in &rendered {
         for (kind, acted_on) in &stages {
-            let registered = registrations(&webhook_rules(&manifests, kind));
+            let registered = registrations(&webhook_rules(manifests, kind));
             if let Err(difference) = compare_registrations(&registered, acted_on) {
                 panic!("{dir}: {kind} does not match the policies of its stage: {difference}");
             }
@@ -187,7 +192,7 @@ fn registering_services_for_mutation_is_caught() {
 
 #[test]
 fn webhooks_fail_closed_within_five_seconds_on_v1_reviews() {
-    let manifests = base();
+    let manifests = webhooks();
     let v = validating(&manifests);
     let m = mutating(&manifests);
     assert_eq!(v.name, "validate.portcullis.dev");
@@ -226,6 +231,7 @@ fn webhooks_fail_closed_within_five_seconds_on_v1_reviews() {
 
 #[test]
 fn webhooks_call_the_service_port_that_serves_tls() {
+    let hooks = webhooks();
     let manifests = base();
     let expected = |path: &str| ServiceReference {
         namespace: NAMESPACE.into(),
@@ -233,8 +239,8 @@ fn webhooks_call_the_service_port_that_serves_tls() {
         path: Some(path.into()),
         port: Some(443),
     };
-    let v = validating(&manifests).client_config;
-    let m = mutating(&manifests).client_config;
+    let v = validating(&hooks).client_config;
+    let m = mutating(&hooks).client_config;
     assert_eq!(v.service, Some(expected("/validate")));
     assert_eq!(m.service, Some(expected("/mutate")));
     assert_eq!((v.url, m.url), (None, None));
@@ -259,7 +265,7 @@ fn webhooks_call_the_service_port_that_serves_tls() {
 
 #[tokio::test]
 async fn webhook_paths_exist_in_the_router() {
-    let manifests = base();
+    let manifests = webhooks();
     let paths = [
         (validating(&manifests).client_config.service.unwrap().path.unwrap(), "v1.32/service-create-clusterip.json"),
         (mutating(&manifests).client_config.service.unwrap().path.unwrap(), "v1.32/ingress-create-tls.json"),

@@ -1,13 +1,19 @@
 //! The installation manifests (`manifests/`), rendered with `kubectl kustomize`
 //! or `kustomize build` and read as k8s-openapi types.
 //!
-//! Rendering needs `kubectl` 1.21 or newer (its built-in kustomize) or
-//! `kustomize` v4 or newer; without either, every test that renders fails and
+//! The install is two steps: `manifests/base` (everything but the webhook
+//! configurations) and, once the Deployment is ready, `manifests/webhooks`; the
+//! same two under `manifests/without-cert-manager/`, whose webhooks read the CA
+//! from a `ca.crt` the user copies in (so they render only in a copy, see
+//! [`repo_copy`]).
+//!
+//! Rendering needs `kubectl` 1.27 or newer (its built-in kustomize) or
+//! `kustomize` v5 or newer; without either, every test that renders fails and
 //! says how to install one.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Parser;
@@ -26,8 +32,12 @@ use serde_json::Value;
 use super::repo;
 
 pub const NAMESPACE: &str = "portcullis-system";
-pub const PLACEHOLDER: &str = "CA_BUNDLE_PLACEHOLDER";
 pub const INJECT_CA_FROM: &str = "cert-manager.io/inject-ca-from";
+/// The kinds only the second step (`manifests/webhooks`) installs.
+pub const WEBHOOK_KINDS: [&str; 2] = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+/// The CA the user copies in for `manifests/without-cert-manager/webhooks`
+/// (ignored by git, never tracked).
+pub const CA_FILE: &str = "manifests/without-cert-manager/webhooks/ca.crt";
 
 // ---------------------------------------------------------------------------
 // Rendering
@@ -38,7 +48,7 @@ pub const FALLBACK_KUBECTL: &str = "/usr/bin/kubectl";
 /// What to do when neither kubectl nor kustomize is installed.
 pub const INSTALL_KUSTOMIZE: &str = "the manifest tests render manifests/ with `kubectl kustomize` or \
      `kustomize build`, but neither kubectl nor kustomize is on the PATH (nor at /usr/bin/kubectl). Install \
-     kubectl 1.21 or newer (https://kubernetes.io/docs/tasks/tools/) or kustomize v4 or newer \
+     kubectl 1.27 or newer (https://kubernetes.io/docs/tasks/tools/) or kustomize v5 or newer \
      (https://kubectl.docs.kubernetes.io/installation/kustomize/) and run the tests again. Debian's \
      kubernetes-client package is kubectl 1.20, whose kustomize (v2.0.3) cannot render manifests/.";
 
@@ -69,19 +79,97 @@ pub fn kustomize() -> Command {
     kustomize_in(path.as_deref(), Path::new(FALLBACK_KUBECTL)).unwrap_or_else(|message| panic!("{message}"))
 }
 
-/// The multi-document YAML that `dir` renders to.
+/// The multi-document YAML that `dir` (of the repository) renders to.
 pub fn render_text(dir: &str) -> String {
+    render_text_at(&repo(dir))
+}
+
+/// The multi-document YAML that the directory `dir` renders to.
+pub fn render_text_at(dir: &Path) -> String {
+    try_render_text_at(dir).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// What the directory `dir` renders to, or the error naming the command and
+/// what kustomize printed on stderr.
+pub fn try_render_text_at(dir: &Path) -> Result<String, String> {
     let mut command = kustomize();
-    let output = command.arg(repo(dir)).output().unwrap_or_else(|e| panic!("{command:?} cannot run: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed (kubectl 1.21 or newer, or kustomize v4 or newer, is needed): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("kustomize prints UTF-8")
+    let output = command.arg(dir).output().unwrap_or_else(|e| panic!("{command:?} cannot run: {e}"));
+    if !output.status.success() {
+        return Err(format!(
+            "{command:?} failed (kubectl 1.27 or newer, or kustomize v5 or newer, is needed): {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8(output.stdout).expect("kustomize prints UTF-8"))
+}
+
+/// A copy of what the kustomizations read (`manifests/` and `policies/`, without
+/// a [`CA_FILE`] someone copied into the work tree) under a temp dir of its own:
+/// a root to follow the README's steps in without touching the repository.
+pub fn repo_copy(name: &str) -> PathBuf {
+    let root = super::tls::temp_dir(&format!("repo-{name}"));
+    let _ = std::fs::remove_dir_all(&root);
+    for dir in ["manifests", "policies"] {
+        for file in files_under(&repo(dir)) {
+            let relative = Path::new(dir).join(&file);
+            if relative == Path::new(CA_FILE) {
+                continue;
+            }
+            let target = root.join(&relative);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(repo(dir).join(&file), target).unwrap();
+        }
+    }
+    root
+}
+
+/// Every file under `dir`, relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in std::fs::read_dir(dir.join(&relative)).unwrap() {
+            let entry = entry.unwrap();
+            let path = relative.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() { pending.push(path) } else { files.push(path) }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `manifests/without-cert-manager/webhooks` rendered in a copy of the
+/// repository whose `ca.crt` is `ca_pem`, with the caBundles as the API server
+/// reads them (see [`unwrap_ca_bundles`]).
+pub fn without_cert_manager_webhooks(name: &str, ca_pem: &str) -> Manifests {
+    let root = repo_copy(name);
+    std::fs::write(root.join(CA_FILE), ca_pem).unwrap();
+    let mut manifests = Manifests::parse(&render_text_at(&root.join("manifests/without-cert-manager/webhooks")));
+    unwrap_ca_bundles(&mut manifests);
+    manifests
+}
+
+/// kustomize breaks the base64 of a generated Secret into lines of 70
+/// characters, and the replacements copy it so into the caBundles. The API
+/// server's decoder (Go's encoding/base64, behind encoding/json) skips `\r` and
+/// `\n`; k8s-openapi's does not. This joins the lines, after checking that line
+/// breaks are all there is besides the base64.
+pub fn unwrap_ca_bundles(manifests: &mut Manifests) {
+    for doc in manifests.0.iter_mut().filter(|doc| WEBHOOK_KINDS.contains(&doc["kind"].as_str().unwrap_or_default())) {
+        for webhook in doc["webhooks"].as_array_mut().expect("webhooks") {
+            let bundle = &mut webhook["clientConfig"]["caBundle"];
+            let Some(text) = bundle.as_str() else { continue };
+            assert!(
+                text.chars().all(|c| c.is_ascii_alphanumeric() || "+/=\n".contains(c)),
+                "caBundle holds more than base64 and line breaks: {text:?}"
+            );
+            *bundle = Value::String(text.replace('\n', ""));
+        }
+    }
 }
 
 /// Rendered documents, looked up by kind and name.
+#[derive(Debug)]
 pub struct Manifests(pub Vec<Value>);
 
 impl Manifests {
@@ -165,9 +253,24 @@ pub fn assert_schemas(manifests: &Manifests) {
 // ---------------------------------------------------------------------------
 // Pieces of the base
 
-/// `manifests/` rendered.
+/// `manifests/base` rendered: the install's first step, with cert-manager.
 pub fn base() -> Manifests {
-    Manifests::render("manifests")
+    Manifests::render("manifests/base")
+}
+
+/// `manifests/webhooks` rendered: the install's second step, with cert-manager.
+pub fn webhooks() -> Manifests {
+    Manifests::render("manifests/webhooks")
+}
+
+/// The kinds of `manifests` that only the second step may install.
+pub fn webhook_kinds_in(manifests: &Manifests) -> Vec<String> {
+    manifests
+        .0
+        .iter()
+        .map(|doc| doc["kind"].as_str().unwrap_or_default().to_owned())
+        .filter(|kind| kind.ends_with("WebhookConfiguration"))
+        .collect()
 }
 
 pub fn validating(manifests: &Manifests) -> ValidatingWebhook {
