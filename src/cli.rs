@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,11 +26,11 @@ pub enum Command {
     /// Write ca.crt, tls.crt and tls.key for development or clusters without
     /// cert-manager, and print the base64 caBundle.
     Certs(CertsArgs),
-    /// Load the policy directory and list each policy, its action and what it matches.
+    /// Load the policies and list each policy, its action and what it matches.
     Policies(PoliciesArgs),
     /// Evaluate manifests offline with the same engine and policies as the webhook.
     /// Exit code 0: no denial (warnings allowed); 1: at least one denial; 2: usage or input error,
-    /// or a document skipped (unless --skip-unknown).
+    /// input that cannot be checked (unless --skip-unknown), or anything not checked with --strict.
     Check(CheckArgs),
     /// Run the declarative policy test cases (PolicyTest documents) under DIR
     /// against the policies; prints PASS/FAIL per case and `N passed, N failed`.
@@ -41,9 +42,10 @@ pub struct TestArgs {
     /// Directory of test cases, one sub-directory per policy (`<DIR>/<policy>/*.yaml`).
     #[arg(default_value = "policies/tests")]
     pub dir: PathBuf,
-    /// Directory of policy files.
-    #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
-    pub policies: PathBuf,
+    /// Directory of policy files [default: ./policies when it is a directory, else the
+    /// bundled policies built into the binary].
+    #[arg(long, env = "PORTCULLIS_POLICIES")]
+    pub policies: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -51,9 +53,10 @@ pub struct CheckArgs {
     /// Files, directories (searched for *.yaml, *.yml, *.json) or - for standard input
     /// (the default when no path is given).
     pub paths: Vec<String>,
-    /// Directory of policy files.
-    #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
-    pub policies: PathBuf,
+    /// Directory of policy files [default: ./policies when it is a directory, else the
+    /// bundled policies built into the binary].
+    #[arg(long, env = "PORTCULLIS_POLICIES")]
+    pub policies: Option<PathBuf>,
     /// Namespace of objects that name none.
     #[arg(long, default_value = "default")]
     pub namespace: String,
@@ -61,6 +64,17 @@ pub struct CheckArgs {
     /// (Namespace objects in the input add to it).
     #[arg(long)]
     pub namespace_labels: Option<PathBuf>,
+    /// Read the labels of the cluster's Namespaces too (one read-only list of
+    /// their metadata); --namespace-labels and Namespace objects in the input win.
+    #[arg(long)]
+    pub namespace_labels_from_cluster: bool,
+    /// Kubeconfig for --namespace-labels-from-cluster (default: in-cluster
+    /// config, then KUBECONFIG / ~/.kube/config).
+    #[arg(long, requires = "namespace_labels_from_cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long --namespace-labels-from-cluster waits for the API server.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "namespace_labels_from_cluster")]
+    pub cluster_timeout: Duration,
     /// Report format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: crate::check::OutputFormat,
@@ -71,10 +85,14 @@ pub struct CheckArgs {
     /// With --fix: rewrite the files in place instead of printing them.
     #[arg(long, requires = "fix")]
     pub write: bool,
-    /// Report what cannot be checked (not a Kubernetes object, Helm template
-    /// syntax, invalid YAML) as skipped without making the exit code 2.
-    #[arg(long)]
+    /// Input that cannot be checked (invalid YAML, not a Kubernetes object,
+    /// Helm template syntax) is still reported but does not make the exit code 2.
+    #[arg(long, conflicts_with = "strict")]
     pub skip_unknown: bool,
+    /// Anything not checked (also an empty file, or an object of a kind no
+    /// policy matches) makes the exit code 2.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -140,9 +158,21 @@ pub struct CertsArgs {
 
 #[derive(Debug, Args)]
 pub struct PoliciesArgs {
-    /// Directory of policy files.
-    #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
-    pub policies: PathBuf,
+    /// Directory of policy files [default: ./policies when it is a directory, else the
+    /// bundled policies built into the binary].
+    #[arg(long, env = "PORTCULLIS_POLICIES")]
+    pub policies: Option<PathBuf>,
+}
+
+/// What set `--policies` in a subcommand's matches, as errors name it:
+/// `PORTCULLIS_POLICIES` when the environment did, else `--policies`.
+pub fn policies_flag(matches: Option<&ArgMatches>) -> &'static str {
+    // Only a subcommand that has the argument may be asked about it.
+    let has = |m: &&ArgMatches| m.ids().any(|id| id.as_str() == "policies");
+    match matches.filter(has).and_then(|m| m.value_source("policies")) {
+        Some(ValueSource::EnvVariable) => "PORTCULLIS_POLICIES",
+        _ => "--policies",
+    }
 }
 
 /// Parses `250ms`, `5s` or `2m`.
@@ -166,6 +196,17 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn errors_name_what_set_the_policy_directory() {
+        let flag = |args: &[&str]| {
+            let matches = Cli::command().try_get_matches_from(args).unwrap();
+            policies_flag(matches.subcommand().map(|(_, sub)| sub))
+        };
+        assert_eq!(flag(&["portcullis", "check", "--policies", "p"]), "--policies");
+        assert_eq!(flag(&["portcullis", "policies"]), "--policies");
+        assert_eq!(flag(&["portcullis", "certs", "--out", "o", "--dns", "d"]), "--policies");
     }
 
     #[test]

@@ -1,16 +1,15 @@
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing::{error, info};
 
-use portcullis::cli::{Cli, Command, ServeArgs};
+use portcullis::cli::{Cli, Command, ServeArgs, policies_flag};
 use portcullis::cluster::{Caches, GatewayCache, IngressClassCache, NamespaceCache};
 use portcullis::metrics::Metrics;
-use portcullis::policy::{self, PolicyStore};
+use portcullis::policy::{self, PolicySource, PolicyStore};
 use portcullis::reload::{self, Reloaders};
 use portcullis::suite;
 use portcullis::webhook::{self as server, AppState, Limits, ServeConfig, certs};
@@ -20,13 +19,21 @@ fn main() -> ExitCode {
     rustls::crypto::ring::default_provider()
         .install_default()
         .expect("no other rustls crypto provider is installed before main");
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    // What named --policies, for errors about it.
+    let flag = policies_flag(matches.subcommand().map(|(_, sub)| sub));
+    // kube-runtime warns on every retry of a failing watch; portcullis logs
+    // an outage once (and counts the retries), so only its errors pass. `check`
+    // says itself why the cluster could not be read: kube-client logs nothing.
+    let filter = match cli.command {
+        Command::Check(_) => "info,kube_runtime=error,kube_client=off",
+        _ => "info,kube_runtime=error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                // kube-runtime warns on every retry of a failing watch; portcullis logs
-                // an outage once (and counts the retries), so only its errors pass.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
@@ -51,12 +58,17 @@ fn main() -> ExitCode {
             let run = portcullis::check::Run {
                 paths: args.paths,
                 policies: args.policies,
+                policies_flag: flag.to_owned(),
                 namespace: Some(args.namespace),
                 namespace_labels: args.namespace_labels,
+                namespace_labels_from_cluster: args.namespace_labels_from_cluster,
+                kubeconfig: args.kubeconfig,
+                cluster_timeout: args.cluster_timeout,
                 output: args.output,
                 fix: args.fix,
                 write: args.write,
                 skip_unknown: args.skip_unknown,
+                strict: args.strict,
                 color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             };
             let code =
@@ -64,32 +76,51 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
         Command::Test(args) => {
-            let result = policy::load_dir(&args.policies)
+            let result = PolicySource::resolve(args.policies.as_deref(), flag)
+                .and_then(|source| Ok((source.load()?, source)))
                 .map_err(anyhow::Error::from)
-                .and_then(|set| Ok((set, suite::load_cases(&args.dir)?)));
+                .and_then(|(set, source)| Ok((set, source, suite::load_cases(&args.dir)?)));
             return match result {
-                Ok((set, cases)) => {
+                Ok((set, source, cases)) => {
                     let results = suite::run(&cases, &set);
+                    println!("policies: {source}");
                     print!("{}", suite::render(&results));
                     if results.iter().all(suite::CaseResult::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
                 }
                 Err(err) => {
-                    eprintln!("portcullis test: {err:#}");
+                    eprintln!("portcullis test: {}", reason(&err));
                     ExitCode::from(2)
                 }
             };
         }
-        Command::Policies(args) => policy::load_dir(&args.policies)
-            .map(|set| print!("{}", policy::describe(&set)))
+        Command::Policies(args) => PolicySource::resolve(args.policies.as_deref(), flag)
+            .and_then(|source| Ok((source.load()?, source)))
+            .map(|(set, source)| print!("policies: {source}\n{}", policy::describe(&set)))
             .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("portcullis: {err:#}");
+            eprintln!("portcullis: {}", reason(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each said once: a cause whose text
+/// the message already holds (an I/O error its wrapper quotes) is left out.
+fn reason(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -104,7 +135,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         Caches::default()
     } else {
-        match kube_client(args.kubeconfig.as_deref()).await {
+        match portcullis::cluster::client(args.kubeconfig.as_deref()).await {
             Ok(client) => Caches {
                 namespaces: Some(NamespaceCache::start(client.clone(), metrics.clone()).0),
                 ingress_classes: Some(IngressClassCache::start(client.clone()).0),
@@ -147,17 +178,4 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     running.shutdown();
     running.wait().await.inspect_err(|err| error!(%err, "shutdown failed"))?;
     Ok(())
-}
-
-/// A client for the API server: from `--kubeconfig`, else in-cluster, else the
-/// usual kubeconfig locations.
-async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
 }

@@ -1,4 +1,5 @@
-//! The `portcullis` binary: `policies`, `certs`, and `serve` start-up and SIGTERM.
+//! The `portcullis` binary: `policies` and `test` (which policies, and their
+//! failures), `certs`, and `serve` start-up and SIGTERM.
 
 mod common;
 
@@ -10,8 +11,14 @@ use common::repo;
 
 fn portcullis() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    command.env("NO_COLOR", "1").env("RUST_LOG", "info");
+    command.env("NO_COLOR", "1").env("RUST_LOG", "info").env_remove("PORTCULLIS_POLICIES");
     command
+}
+
+/// Exit code, stdout and stderr.
+fn run(command: &mut Command) -> (Option<i32>, String, String) {
+    let out = command.output().unwrap();
+    (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -26,16 +33,94 @@ fn policies_lists_the_bundled_set() {
     let out = portcullis().args(["policies", "--policies"]).arg(repo("policies")).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().next(), Some(format!("policies: {}", repo("policies").display()).as_str()));
     let nodeport = text.lines().find(|l| l.starts_with("no-nodeport-in-production ")).expect("listed");
     let columns: Vec<&str> = nodeport.split_whitespace().collect();
     assert_eq!(&columns[..5], ["no-nodeport-in-production", "Deny", "serviceType", "Service", "CREATE,UPDATE"]);
     assert!(nodeport.ends_with("environments production; except kube-system,portcullis-system"), "{nodeport}");
-    assert_eq!(text.lines().count(), 1 + 25 + 1, "{text}");
+    assert_eq!(text.lines().count(), 1 + 1 + 25 + 1, "{text}");
     // Columns line up whatever the width of a cell.
     let route = text.lines().find(|l| l.starts_with("restrict-route-hostnames ")).expect("listed");
-    let header = text.lines().next().unwrap();
+    let header = text.lines().nth(1).unwrap();
     assert_eq!(route.find("CREATE,UPDATE"), header.find("OPERATIONS"), "{text}");
     assert_eq!(nodeport.find("CREATE,UPDATE"), header.find("OPERATIONS"), "{text}");
+}
+
+#[test]
+fn policies_and_test_use_the_bundled_set_outside_the_repository() {
+    let dir = temp_dir("outside");
+    let (code, listed, stderr) = run(portcullis().arg("policies").current_dir(&dir));
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    let (_, in_repo, _) = run(portcullis().arg("policies").current_dir(repo("")));
+    assert_eq!(in_repo.lines().next(), Some("policies: ./policies"));
+    assert_eq!(listed.lines().next(), Some("policies: bundled (built in)"));
+    assert_eq!(listed.lines().skip(1).collect::<Vec<_>>(), in_repo.lines().skip(1).collect::<Vec<_>>());
+
+    let (code, tested, stderr) = run(portcullis().arg("test").arg(repo("policies/tests")).current_dir(&dir));
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    assert_eq!(tested.lines().next(), Some("policies: bundled (built in)"));
+    assert!(tested.ends_with(" passed, 0 failed\n"), "{tested}");
+}
+
+#[test]
+fn policies_and_test_print_a_failure_reason_once() {
+    let dir = temp_dir("once");
+    // A --policies directory named explicitly must exist (policies exits 1, test 2).
+    let (code, _, stderr) = run(portcullis().args(["policies", "--policies", "nope"]).current_dir(&dir));
+    assert_eq!((code, stderr.as_str()), (Some(1), "portcullis: --policies nope: no such directory\n"));
+    let (code, _, stderr) = run(portcullis().args(["test", "--policies", "nope"]).current_dir(&dir));
+    assert_eq!((code, stderr.as_str()), (Some(2), "portcullis test: --policies nope: no such directory\n"));
+    let (code, _, stderr) = run(portcullis().arg("policies").env("PORTCULLIS_POLICIES", "nope").current_dir(&dir));
+    assert_eq!((code, stderr.as_str()), (Some(1), "portcullis: PORTCULLIS_POLICIES nope: no such directory\n"));
+
+    // An I/O error is said once, not once more as its cause.
+    let (code, _, stderr) = run(portcullis().args(["test", "no/such/tests"]).current_dir(&dir));
+    assert_eq!(
+        (code, stderr.as_str()),
+        (Some(2), "portcullis test: no/such/tests: No such file or directory (os error 2)\n")
+    );
+    let (code, _, stderr) = run(portcullis()
+        .args(["serve", "--no-cluster", "--tls-cert", "x.crt", "--tls-key", "x.key", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--policies"])
+        .arg(repo("policies"))
+        .current_dir(&dir));
+    assert_eq!(code, Some(1));
+    assert!(stderr.ends_with("\nportcullis: cannot read x.crt: No such file or directory (os error 2)\n"), "{stderr}");
+    std::fs::create_dir(dir.join("binary")).unwrap();
+    std::fs::write(dir.join("binary/p.yaml"), b"\xff\xfe").unwrap();
+    let (code, _, stderr) = run(portcullis().args(["policies", "--policies", "binary"]).current_dir(&dir));
+    assert_eq!((code, stderr.as_str()), (Some(1), "portcullis: binary/p.yaml: stream did not contain valid UTF-8\n"));
+
+    // A YAML error names the policy file and the line.
+    std::fs::create_dir(dir.join("yaml")).unwrap();
+    std::fs::write(
+        dir.join("yaml/p.yaml"),
+        "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: [unclosed\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(portcullis().args(["policies", "--policies", "yaml"]).current_dir(&dir));
+    assert_eq!((code, stderr.as_str()), (Some(1), "portcullis: yaml/p.yaml:4: unclosed bracket '['\n"));
+    let (code, _, stderr) = run(portcullis().args(["test", "--policies", "yaml"]).current_dir(&dir));
+    assert_eq!((code, stderr.as_str()), (Some(2), "portcullis test: yaml/p.yaml:4: unclosed bracket '['\n"));
+
+    // An unknown environment lists the known ones.
+    std::fs::create_dir(dir.join("env")).unwrap();
+    std::fs::copy(repo("policies/environments.yaml"), dir.join("env/environments.yaml")).unwrap();
+    std::fs::write(
+        dir.join("env/p.yaml"),
+        "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n  action: DENY\n  \
+         match: {environments: [prd]}\n  rule: {ingressTls: {}}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(portcullis().args(["policies", "--policies", "env"]).current_dir(&dir));
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            Some(1),
+            "portcullis: env/p.yaml:6: Policy \"p\": spec.match.environments: unknown environment \"prd\" \
+             (known: production)\n"
+        )
+    );
 }
 
 #[test]

@@ -44,13 +44,17 @@ pub struct Source {
     /// The documents that cannot be parsed, by index, with why:
     /// `YAML error on line 10: ...` (the line in the whole source).
     pub errors: Vec<(usize, String)>,
+    /// Stands for a directory named on the command line that holds no
+    /// manifest file (so `check` can say so): no path, no documents.
+    pub empty_directory: bool,
 }
 
 impl Source {
     /// Splits and parses a source's text; a document that is not valid YAML
     /// (or JSON) is kept with a `Null` value and its error in `errors`.
     pub fn parse(name: String, path: Option<PathBuf>, text: &str, format: Format) -> Source {
-        let mut source = Source { name, path, format, documents: Vec::new(), errors: Vec::new() };
+        let mut source =
+            Source { name, path, format, documents: Vec::new(), errors: Vec::new(), empty_directory: false };
         match format {
             Format::Json => match documents::parse(&source.name, text, format) {
                 Ok(documents) => source.documents = documents,
@@ -72,6 +76,12 @@ impl Source {
                         }
                     }
                     start += chunk.matches('\n').count();
+                }
+                // Only comments, blank lines and separators: no chunk holds them,
+                // but the source keeps them (for --fix), as an empty document.
+                if source.documents.is_empty() && !text.is_empty() {
+                    let value = serde_json::Value::Null;
+                    source.documents.push(Document { line: 1, text: text.to_owned(), value });
                 }
             }
         }
@@ -109,7 +119,14 @@ pub fn read(paths: &[String], stdin: &mut dyn Read) -> Result<Vec<Source>, Input
             sources.push(read_stdin(stdin)?);
             continue;
         }
-        for file in files(Path::new(path))? {
+        let found = files(Path::new(path))?;
+        if found.is_empty() {
+            // Only a directory finds nothing.
+            let mut empty = Source::parse(path.clone(), None, "", Format::Yaml);
+            empty.empty_directory = true;
+            sources.push(empty);
+        }
+        for file in found {
             let text = documents::read_file(&file)?;
             let format = Format::of_path(&file);
             sources.push(Source::parse(file.display().to_string(), Some(file), &text, format));
@@ -188,6 +205,16 @@ mod tests {
         let json = Source::parse("s.json".into(), None, "{\n\"kind\": }", Format::Json);
         assert_eq!(json.errors, [(0, "JSON error on line 2: expected value".to_owned())]);
         assert_eq!((json.documents.len(), json.text()), (1, "{\n\"kind\": }".to_owned()));
+    }
+
+    #[test]
+    fn a_source_of_only_comments_keeps_its_text() {
+        let text = "# nothing yet\n---\n\n";
+        let source = Source::parse("c.yaml".into(), None, text, Format::Yaml);
+        assert_eq!(source.documents.len(), 1);
+        assert_eq!((source.documents[0].line, &source.documents[0].value), (1, &serde_json::Value::Null));
+        assert_eq!((source.text(), source.errors.len()), (text.to_owned(), 0));
+        assert!(Source::parse("e.yaml".into(), None, "", Format::Yaml).documents.is_empty());
     }
 
     #[test]

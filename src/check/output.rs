@@ -8,11 +8,34 @@ use json_patch::PatchOperation;
 use serde_json::{Value, json};
 
 use super::input::Source;
-use super::{Checked, Location, Skipped, summarize};
+use super::{Checked, Location, NotChecked, summarize};
 use crate::engine::{Action, Operation, PORTCULLIS, PolicyFinding, PolicySet, Severity, Stage};
+use crate::policy::PolicySource;
 
 /// Version of the JSON output schema.
-pub const JSON_VERSION: u32 = 1;
+pub const JSON_VERSION: u32 = 2;
+
+/// What a report says besides the verdicts.
+pub struct Context<'a> {
+    /// The policy set used.
+    pub policies: &'a PolicySource,
+    /// Namespaces whose environments were judged by name because their labels
+    /// were unknown ([`super::namespaces::judged_by_name`]).
+    pub labels_unknown: &'a [String],
+}
+
+impl Context<'_> {
+    /// `namespace prd: labels unknown, judged by name`, one per namespace, and
+    /// `policies: ./policies`.
+    fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> =
+            self.labels_unknown.iter().map(|namespace| format!("namespace {namespace}: {JUDGED_BY_NAME}")).collect();
+        lines.push(format!("policies: {}", self.policies));
+        lines
+    }
+}
+
+const JUDGED_BY_NAME: &str = "labels unknown, judged by name";
 
 /// ANSI colours, or none.
 #[derive(Clone, Copy)]
@@ -26,32 +49,30 @@ impl Style {
     }
 }
 
-/// What a patch adds, readably: `annotation key: "value"`.
-fn describe_patch(checked: &Checked) -> Vec<String> {
+/// What a patch adds, readably (`annotation key: "value"`), with the index of
+/// the policy behind each operation. Creating the empty annotations map is
+/// not shown: it comes with the first annotation, from the same policy.
+fn describe_patch(checked: &Checked) -> Vec<(usize, String)> {
     checked
         .mutation
-        .patch
-        .0
-        .iter()
-        .filter_map(|op| match op {
-            PatchOperation::Add(add) => {
-                let tokens: Vec<String> = add.path.tokens().map(|t| t.decoded().into_owned()).collect();
-                match tokens.as_slice() {
-                    [m, a] if m == "metadata" && a == "annotations" => None,
-                    [m, a, key] if m == "metadata" && a == "annotations" => {
-                        Some(format!("annotation {key}: {}", add.value))
+        .patch_by_policy()
+        .filter_map(|(policy, op)| {
+            match op {
+                PatchOperation::Add(add) => {
+                    let tokens: Vec<String> = add.path.tokens().map(|t| t.decoded().into_owned()).collect();
+                    match tokens.as_slice() {
+                        [m, a] if m == "metadata" && a == "annotations" => None,
+                        [m, a, key] if m == "metadata" && a == "annotations" => {
+                            Some(format!("annotation {key}: {}", add.value))
+                        }
+                        _ => Some(format!("{} = {}", add.path, add.value)),
                     }
-                    _ => Some(format!("{} = {}", add.path, add.value)),
                 }
+                other => Some(serde_json::to_string(other).unwrap_or_default()),
             }
-            other => Some(serde_json::to_string(other).unwrap_or_default()),
+            .map(|fix| (policy, fix))
         })
         .collect()
-}
-
-fn mutating_policies(checked: &Checked, set: &PolicySet) -> String {
-    let names: Vec<&str> = checked.mutation.mutated_by.iter().map(|&i| set.policies()[i].name()).collect();
-    names.join(",")
 }
 
 fn object_label(checked: &Checked) -> String {
@@ -80,18 +101,26 @@ fn place(location: &Location) -> String {
     format!("document {}{item} (line {})", location.document + 1, location.line)
 }
 
-/// The line `skipped: <why>`.
-fn skipped_line(skipped: &Skipped) -> String {
-    format!("skipped: {}", skipped.reason)
+/// The line `not checked: <why>`.
+fn not_checked_line(not_checked: &NotChecked) -> String {
+    format!("not checked: {}", not_checked.reason)
 }
 
-/// One block per file that has findings or skipped documents, in document
-/// order, then the summary line.
-pub fn text(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: &PolicySet, style: Style) -> String {
+/// One block per file that has findings or anything not checked, in document
+/// order (what is about the whole file first), then the namespaces judged by
+/// name, the policy set and the summary line.
+pub fn text(
+    sources: &[Source],
+    checked: &[Checked],
+    not_checked: &[NotChecked],
+    set: &PolicySet,
+    context: &Context<'_>,
+    style: Style,
+) -> String {
     let mut out = String::new();
     for (source_index, source) in sources.iter().enumerate() {
-        // Each entry: its place in the file and its lines.
-        let mut entries: Vec<(&Location, String)> = Vec::new();
+        // Each entry: its place in the file (`None`: the whole file) and its lines.
+        let mut entries: Vec<(Option<&Location>, String)> = Vec::new();
         for object in checked.iter().filter(|c| c.location.source == source_index) {
             let fixes = describe_patch(object);
             if object.validation.findings.is_empty() && fixes.is_empty() {
@@ -107,41 +136,68 @@ pub fn text(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: &
                 let (color, label, _, _) = labels(finding.severity);
                 let _ = writeln!(block, "    {} {}", style.paint(color, label), object.line(finding, set));
             }
-            for fix in fixes {
+            for (policy, fix) in fixes {
                 let _ = writeln!(
                     block,
                     "    {} [{}] would add {fix} (--fix applies it)",
                     style.paint("36", "fix    "),
-                    mutating_policies(object, set)
+                    set.policies()[policy].name()
                 );
             }
-            entries.push((&object.location, block));
+            entries.push((Some(&object.location), block));
         }
-        for skip in skipped.iter().filter(|s| s.location.source == source_index) {
-            let line = format!("  {}: {}\n", place(&skip.location), style.paint("33", &skipped_line(skip)));
-            entries.push((&skip.location, line));
+        for entry in not_checked.iter().filter(|n| n.source == source_index) {
+            let line = style.paint("33", &not_checked_line(entry));
+            let line = match &entry.location {
+                Some(location) => format!("  {}: {line}\n", place(location)),
+                None => format!("  {line}\n"),
+            };
+            entries.push((entry.location.as_ref(), line));
         }
         if entries.is_empty() {
             continue;
         }
-        entries.sort_by_key(|(location, _)| (location.document, location.item));
+        entries.sort_by_key(|(location, _)| location.map(|location| (location.document, location.item)));
         let _ = writeln!(out, "{}", style.paint("1", &source.name));
         for (_, block) in entries {
             out.push_str(&block);
         }
     }
-    let summary = summarize(checked, skipped);
+    for line in context.lines() {
+        let _ = writeln!(out, "{line}");
+    }
+    let summary = summarize(checked, not_checked);
     let _ = write!(out, "{} objects, {} denied, {} warned", summary.objects, summary.denied, summary.warned);
-    if summary.skipped > 0 {
-        let _ = write!(out, ", {} skipped", summary.skipped);
+    if summary.not_checked > 0 {
+        let _ = write!(out, ", {} not checked", summary.not_checked);
     }
     out.push('\n');
     out
 }
 
+/// The patch `/mutate` would return, each operation with the `policy` behind
+/// it (a member RFC 6902 tells appliers to ignore).
+fn patch_entries(checked: &Checked, set: &PolicySet) -> Vec<Value> {
+    checked
+        .mutation
+        .patch_by_policy()
+        .map(|(policy, op)| {
+            let mut entry = serde_json::to_value(op).expect("a patch operation always serializes");
+            entry["policy"] = json!(set.policies()[policy].name());
+            entry
+        })
+        .collect()
+}
+
 /// The JSON report (schema `docs/check-output.schema.json`).
-pub fn json(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: &PolicySet) -> Value {
-    let summary = summarize(checked, skipped);
+pub fn json(
+    sources: &[Source],
+    checked: &[Checked],
+    not_checked: &[NotChecked],
+    set: &PolicySet,
+    context: &Context<'_>,
+) -> Value {
+    let summary = summarize(checked, not_checked);
     let results: Vec<Value> = checked
         .iter()
         .map(|c| {
@@ -166,28 +222,35 @@ pub fn json(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: &
                 "operation": c.operation.as_str(),
                 "allowed": v.allowed(),
                 "findings": findings,
-                "patch": c.mutation.patch,
+                "patch": patch_entries(c, set),
             })
         })
         .collect();
-    let skipped: Vec<Value> = skipped
+    let not_checked: Vec<Value> = not_checked
         .iter()
-        .map(|s| {
+        .map(|n| {
             json!({
-                "file": sources[s.location.source].name,
-                "document": s.location.document + 1,
-                "item": s.location.item.map(|i| i + 1),
-                "line": s.location.line,
-                "reason": s.reason,
+                "file": sources[n.source].name,
+                "document": n.location.as_ref().map(|l| l.document + 1),
+                "item": n.location.as_ref().and_then(|l| l.item).map(|i| i + 1),
+                "line": n.location.as_ref().map(|l| l.line),
+                "reason": n.reason,
+                "inputError": n.input_error,
             })
         })
         .collect();
+    let policies = match context.policies {
+        PolicySource::Bundled => json!({"bundled": true, "directory": null}),
+        PolicySource::Dir(dir) => json!({"bundled": false, "directory": dir.display().to_string()}),
+    };
     json!({
         "version": JSON_VERSION,
+        "policies": policies,
         "summary": {"objects": summary.objects, "denied": summary.denied, "warned": summary.warned,
-                    "mutated": summary.mutated, "skipped": summary.skipped},
+                    "mutated": summary.mutated, "notChecked": summary.not_checked},
         "results": results,
-        "skipped": skipped,
+        "notChecked": not_checked,
+        "labelsUnknown": context.labels_unknown,
     })
 }
 
@@ -210,8 +273,16 @@ fn sarif_uri(source: &Source) -> String {
 }
 
 /// A SARIF 2.1.0 log: one rule per policy, one result per finding and per
-/// suggested fix, and one (rule `portcullis`, level warning) per skipped document.
-pub fn sarif(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: &PolicySet) -> Value {
+/// suggested fix, and one of rule `portcullis` per thing not checked (level
+/// warning for input that cannot be used, note for the rest); the policy set
+/// and the namespaces judged by name are notes of the invocation.
+pub fn sarif(
+    sources: &[Source],
+    checked: &[Checked],
+    not_checked: &[NotChecked],
+    set: &PolicySet,
+    context: &Context<'_>,
+) -> Value {
     let rules: Vec<Value> = set
         .policies()
         .iter()
@@ -249,24 +320,38 @@ pub fn sarif(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: 
         for finding in findings(c) {
             push(finding.policy, c.line(finding, set), labels(finding.severity).3);
         }
-        // One result per mutating policy, so each maps to its rule.
-        let fixes = describe_patch(c).join(", ");
+        // One result per mutating policy, with what it adds, so each maps to its rule.
+        let fixes = describe_patch(c);
         for &index in &c.mutation.mutated_by {
-            let line = format!("[{}] {}: would add {fixes}", set.policies()[index].name(), object_label(c));
+            let own: Vec<&str> = fixes.iter().filter(|(by, _)| *by == index).map(|(_, fix)| fix.as_str()).collect();
+            let line = format!("[{}] {}: would add {}", set.policies()[index].name(), object_label(c), own.join(", "));
             push(Some(index), line, "note");
         }
     }
-    for skip in skipped {
-        let item = skip.location.item.map(|i| format!(", item {}", i + 1)).unwrap_or_default();
+    for entry in not_checked {
+        let artifact = json!({"uri": sarif_uri(&sources[entry.source])});
+        let (text, location) = match &entry.location {
+            Some(location) => {
+                let item = location.item.map(|i| format!(", item {}", i + 1)).unwrap_or_default();
+                (
+                    format!("document {}{item}: {}", location.document + 1, not_checked_line(entry)),
+                    json!({"artifactLocation": artifact, "region": {"startLine": location.line}}),
+                )
+            }
+            None => (not_checked_line(entry), json!({"artifactLocation": artifact})),
+        };
         results.push(json!({
             "ruleId": PORTCULLIS,
-            "level": "warning",
-            "message": {"text": format!("document {}{item}: {}", skip.location.document + 1, skipped_line(skip))},
-            "locations": [{"physicalLocation": {
-                "artifactLocation": {"uri": sarif_uri(&sources[skip.location.source])},
-                "region": {"startLine": skip.location.line},
-            }}],
+            "level": if entry.input_error { "warning" } else { "note" },
+            "message": {"text": text},
+            "locations": [{"physicalLocation": location}],
         }));
+    }
+    let notification =
+        |id: &str, text: String| json!({"descriptor": {"id": id}, "level": "note", "message": {"text": text}});
+    let mut notifications = vec![notification("policies", format!("policies: {}", context.policies))];
+    for namespace in context.labels_unknown {
+        notifications.push(notification("namespace-labels", format!("namespace {namespace}: {JUDGED_BY_NAME}")));
     }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
@@ -278,6 +363,7 @@ pub fn sarif(sources: &[Source], checked: &[Checked], skipped: &[Skipped], set: 
                 "informationUri": "https://github.com/portcullis-dev/portcullis",
                 "rules": rules,
             }},
+            "invocations": [{"executionSuccessful": true, "toolConfigurationNotifications": notifications}],
             "results": results,
         }],
     })

@@ -130,6 +130,18 @@ impl NamespaceCache {
     }
 }
 
+/// The labels of every namespace, by name, from one list of their metadata
+/// (what `portcullis check --namespace-labels-from-cluster` reads).
+pub async fn list_labels(client: Client) -> Result<BTreeMap<String, BTreeMap<String, String>>, kube::Error> {
+    let api: Api<NamespaceMeta> = Api::all(client);
+    let list = api.list(&Default::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|namespace| Some((namespace.metadata.name?, namespace.metadata.labels.unwrap_or_default())))
+        .collect())
+}
+
 /// Labels by namespace name. Reviews hold the read lock only to clone an
 /// `Arc`; the watch takes the write lock once per event, and once per
 /// completed list to swap in the new map.

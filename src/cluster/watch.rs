@@ -23,9 +23,22 @@ use tracing::debug;
 pub const RETRY_INITIAL: Duration = Duration::from_millis(250);
 
 /// The longest pause between two attempts to list namespaces, so the cache
-/// follows the cluster at most this long (plus one list) after the API server
-/// is back. kube-runtime's default backoff goes up to 30 s plus jitter.
+/// follows the cluster at most this long (plus one [`CONNECT_TIMEOUT`] and one
+/// list) after the API server is back. kube-runtime's default backoff goes up
+/// to 30 s plus jitter.
 pub const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The longest one attempt to connect to the API server (TCP and TLS
+/// handshake) may take before it fails and is retried on the schedule above.
+/// kube's default is 30 s, and an API server whose packets are dropped (its
+/// node gone, a partition) does not refuse a connection, it never answers: one
+/// attempt then hung for up to 30 s, so an outage was reported (stale) only
+/// 30 s after it began, and an attempt started just before the server came
+/// back waited for its next SYN retransmission (1, 3, 7, 15 s into it) or its
+/// timeout, keeping the cache stale for seconds after the server was back
+/// (10 s seen by hand; reproduced by the end-to-end tests, tests/e2e/).
+/// Connecting to an API server takes milliseconds; a slow one is retried.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Up to this fraction of each pause is taken off at random, so that replicas
 /// that lost the API server together do not retry in step. Only ever shortens

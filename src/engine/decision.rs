@@ -80,7 +80,11 @@ pub struct Decision {
     pub findings: Vec<PolicyFinding>,
     /// One merged RFC 6902 patch (empty when nothing changes).
     pub patch: json_patch::Patch,
-    /// Indexes of the policies that contributed to the patch.
+    /// The policy behind each operation of `patch`, by index (parallel to
+    /// `patch.0`): the one that added it. An operation two policies need (the
+    /// `annotations` map both add to) is added once, by the first.
+    pub patch_owners: Vec<usize>,
+    /// Indexes of the policies that contributed to the patch, in order.
     pub mutated_by: Vec<usize>,
     /// One entry per matched policy that was evaluated.
     pub results: Vec<PolicyResult>,
@@ -100,6 +104,11 @@ impl Decision {
     /// The indexes of the policies that deny, in order.
     pub fn denying_policies(&self) -> impl Iterator<Item = usize> + '_ {
         self.of(Severity::Deny).filter_map(|f| f.policy)
+    }
+
+    /// Each operation of the patch with the policy behind it.
+    pub fn patch_by_policy(&self) -> impl Iterator<Item = (usize, &json_patch::PatchOperation)> {
+        self.patch_owners.iter().copied().zip(&self.patch.0)
     }
 
     /// Whether the client would see a warning if the request were allowed.

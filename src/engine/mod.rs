@@ -69,11 +69,8 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         }
         let subject = rules::Subject { object, controller, namespace: input.namespace, gateways: input.gateways };
         if input.stage == Stage::Mutate {
-            let before = patch.len();
+            patch.set_owner(index);
             policy.rule().mutate(&subject, &mut patch);
-            if patch.len() > before {
-                decision.mutated_by.push(index);
-            }
             continue;
         }
         let finding =
@@ -131,7 +128,10 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         }
         decision.results.push(PolicyResult { policy: index, outcome });
     }
-    decision.patch = patch.build();
+    (decision.patch, decision.patch_owners) = patch.finish();
+    // Operations are added in policy order: each policy once, where its first is.
+    decision.mutated_by = decision.patch_owners.clone();
+    decision.mutated_by.dedup();
     dedupe(&mut decision.findings);
     let unknown = matches!(labels, NamespaceLabels::Unknown);
     if unknown && input.stage == Stage::Validate && policies.environments().iter().any(Environment::has_selector) {
@@ -279,6 +279,44 @@ mod tests {
 
         // Where no validating policy matches, nothing is said.
         assert_eq!(judge("elsewhere").0, Decision::default());
+    }
+
+    #[test]
+    fn each_patch_operation_is_credited_to_the_policy_that_added_it() {
+        let set = policies(
+            &[
+                policy("grpc", "Deny", "{setAnnotations: [{add: {backend: GRPC}}]}"),
+                policy("tls-check", "Deny", "{ingressTls: {}}"),
+                policy("redirect", "Deny", "{setAnnotations: [{add: {redirect: 'true', backend: HTTP}}]}"),
+                policy("nothing-left", "Deny", "{setAnnotations: [{add: {redirect: 'false'}}]}"),
+            ]
+            .concat(),
+        );
+        let manifest = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                                          "metadata": {"name": "api"}, "spec": {"rules": [{"host": "a"}]}});
+        let review = crate::admission::Review::from_manifest(
+            &manifest,
+            "shop",
+            Operation::Create,
+            crate::admission::Requester::default(),
+        );
+        let decision = evaluate(&review.input(Stage::Mutate), &set, NamespaceLabels::none());
+        let credited: Vec<(&str, String)> = decision
+            .patch_by_policy()
+            .map(|(index, op)| (set.policies()[index].name(), serde_json::to_string(op).unwrap()))
+            .collect();
+        assert_eq!(
+            credited,
+            [
+                ("grpc", r#"{"op":"add","path":"/metadata/annotations","value":{}}"#.to_owned()),
+                ("grpc", r#"{"op":"add","path":"/metadata/annotations/backend","value":"GRPC"}"#.to_owned()),
+                ("redirect", r#"{"op":"add","path":"/metadata/annotations/redirect","value":"true"}"#.to_owned()),
+            ]
+        );
+        // One merged patch on the wire, as before; a policy whose every entry was
+        // already added by an earlier one contributed nothing.
+        assert_eq!(decision.patch.0.len(), decision.patch_owners.len());
+        assert_eq!(decision.mutated_by, [0, 2]);
     }
 
     #[test]

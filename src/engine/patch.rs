@@ -6,10 +6,15 @@ use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-/// Accumulates the patch of one review across all mutating policies.
+/// Accumulates the patch of one review across all mutating policies, and
+/// which policy added each operation.
 #[derive(Debug, Default)]
 pub struct PatchBuilder {
     ops: Vec<PatchOperation>,
+    /// The policy behind each operation (parallel to `ops`).
+    owners: Vec<usize>,
+    /// The policy whose operations are being added (see [`Self::set_owner`]).
+    owner: usize,
     /// Maps this patch created, so later entries go inside them.
     created: Vec<PointerBuf>,
     /// Entries this patch added, so a later policy never adds one twice.
@@ -24,6 +29,18 @@ impl PatchBuilder {
 
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// Credits the operations added from now on to the policy at this index.
+    /// An operation is only ever added once, so a map two policies need is
+    /// created by, and credited to, the first.
+    pub fn set_owner(&mut self, policy: usize) {
+        self.owner = policy;
+    }
+
+    fn push(&mut self, op: PatchOperation) {
+        self.ops.push(op);
+        self.owners.push(self.owner);
     }
 
     /// Sets `metadata.annotations[key]` unless the object already has that
@@ -47,19 +64,24 @@ impl PatchBuilder {
             return false;
         }
         if !map_exists && !self.created.contains(&map) {
-            self.ops.push(PatchOperation::Add(AddOperation {
+            self.push(PatchOperation::Add(AddOperation {
                 path: map.clone(),
                 value: Value::Object(Default::default()),
             }));
             self.created.push(map);
         }
-        self.ops.push(PatchOperation::Add(AddOperation { path: entry.clone(), value }));
+        self.push(PatchOperation::Add(AddOperation { path: entry.clone(), value }));
         self.added.push(entry);
         true
     }
 
     pub fn build(self) -> Patch {
         Patch(self.ops)
+    }
+
+    /// The patch, and the policy behind each of its operations.
+    pub fn finish(self) -> (Patch, Vec<usize>) {
+        (Patch(self.ops), self.owners)
     }
 }
 
@@ -98,5 +120,27 @@ mod tests {
             serde_json::to_value(builder.build()).unwrap(),
             json!([{"op": "add", "path": "/metadata/annotations/new", "value": "1"}])
         );
+    }
+
+    #[test]
+    fn credits_each_operation_to_the_policy_that_added_it() {
+        let metadata = ObjectMeta::default();
+        let mut builder = PatchBuilder::default();
+        builder.set_owner(3);
+        assert!(builder.add_annotation(&metadata, "first", "1"));
+        builder.set_owner(5);
+        assert!(!builder.add_annotation(&metadata, "first", "2"), "already added by policy 3");
+        assert!(builder.add_annotation(&metadata, "second", "2"));
+        let (patch, owners) = builder.finish();
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!([
+                {"op": "add", "path": "/metadata/annotations", "value": {}},
+                {"op": "add", "path": "/metadata/annotations/first", "value": "1"},
+                {"op": "add", "path": "/metadata/annotations/second", "value": "2"},
+            ])
+        );
+        // The map both need is created once, by the first.
+        assert_eq!(owners, [3, 3, 5]);
     }
 }

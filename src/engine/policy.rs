@@ -15,8 +15,9 @@ use super::input::{Input, NamespaceLabels, Operation, User};
 use super::object::Kind;
 use super::rules::Rule;
 
-/// What a failing policy does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+/// What a failing policy does. Written case-insensitively (`Deny`, `deny`,
+/// `DENY`), like `match.kinds`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Action {
     /// Reject the request with the message.
     #[default]
@@ -37,10 +38,32 @@ impl Action {
     }
 }
 
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        any_case(deserializer, &["Deny", "Warn", "Audit"], &[Action::Deny, Action::Warn, Action::Audit])
+    }
+}
+
+/// The value whose name (one of `names`, in the order of `values`) is written,
+/// matched case-insensitively; another name is serde's `unknown variant` error,
+/// naming them as documented.
+fn any_case<'de, D: serde::Deserializer<'de>, T: Copy>(
+    deserializer: D,
+    names: &'static [&'static str],
+    values: &[T],
+) -> Result<T, D::Error> {
+    let written = String::deserialize(deserializer)?;
+    match names.iter().position(|name| name.eq_ignore_ascii_case(&written)) {
+        Some(index) => Ok(values[index]),
+        None => Err(serde::de::Error::unknown_variant(&written, names)),
+    }
+}
+
 /// How an UPDATE is judged when the old object broke the rule the same way:
 /// the rule's findings on `oldObject` and `object` are compared, and only
-/// findings the old object did not have are new.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+/// findings the old object did not have are new. Written case-insensitively,
+/// like [`Action`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ExistingViolations {
     /// Like any other violation: an object that already breaks the rule cannot
     /// be changed at all until it is fixed.
@@ -50,6 +73,12 @@ pub enum ExistingViolations {
     /// while a new violation is still denied. The default.
     #[default]
     Warn,
+}
+
+impl<'de> Deserialize<'de> for ExistingViolations {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        any_case(deserializer, &["Deny", "Warn"], &[ExistingViolations::Deny, ExistingViolations::Warn])
+    }
 }
 
 /// `spec` of a `Policy` document.
@@ -184,10 +213,10 @@ impl Policy {
             names
                 .iter()
                 .map(|wanted| {
-                    environments.iter().position(|env| &env.name == wanted).ok_or_else(|| {
-                        let known: Vec<&str> = environments.iter().map(|env| env.name.as_str()).collect();
-                        format!("match.{field}: unknown environment {wanted:?} (known: {})", known.join(", "))
-                    })
+                    environments
+                        .iter()
+                        .position(|env| &env.name == wanted)
+                        .ok_or_else(|| format!("match.{field}: {}", unknown_environment(wanted, environments)))
                 })
                 .collect::<Result<Vec<usize>, String>>()
         };
@@ -252,6 +281,16 @@ impl Policy {
     }
 }
 
+/// Why an environment name is not one of `known`, listing them:
+/// `unknown environment "prd" (known: production, staging)`.
+pub fn unknown_environment(wanted: &str, known: &[Environment]) -> String {
+    if known.is_empty() {
+        return format!("unknown environment {wanted:?} (no Environment is defined)");
+    }
+    let names: Vec<&str> = known.iter().map(|env| env.name.as_str()).collect();
+    format!("unknown environment {wanted:?} (known: {})", names.join(", "))
+}
+
 /// `spec` of an `Environment` document.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -294,6 +333,12 @@ impl Environment {
     /// Whether membership depends on namespace labels.
     pub fn has_selector(&self) -> bool {
         self.selector.is_some()
+    }
+
+    /// Whether the labels of `namespace` could change whether it belongs: the
+    /// environment has a selector and the name alone does not put it in.
+    pub fn depends_on_labels(&self, namespace: &str) -> bool {
+        self.selector.is_some() && !self.namespaces.matches(namespace)
     }
 
     pub fn namespace_globs(&self) -> impl Iterator<Item = &str> {

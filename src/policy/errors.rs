@@ -9,9 +9,13 @@ use crate::documents::{FieldPath, ParseError};
 /// Why a policy set could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The directory or a file in it could not be read.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The directory or a file in it could not be read. (The I/O error is part
+    /// of the message, not its source, so that a report of the error chain says it once.)
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    /// The directory named by `flag` (`--policies`, or `PORTCULLIS_POLICIES`) is missing or not a directory.
+    #[error("{flag} {dir}: {}", if *.missing { "no such directory" } else { "not a directory" })]
+    NotADirectory { flag: String, dir: PathBuf, missing: bool },
     /// A file is not valid YAML: `file:line: message`.
     #[error(transparent)]
     Yaml(#[from] ParseError),

@@ -23,7 +23,7 @@ pub const POLICY_FILES: Finder = Finder::new(YAML_EXTENSIONS).skip_names(&["kust
 
 impl From<ReadError> for LoadError {
     fn from(error: ReadError) -> LoadError {
-        LoadError::Io { path: error.path, source: error.source }
+        LoadError::Io { path: error.path, error: error.source }
     }
 }
 

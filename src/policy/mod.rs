@@ -16,13 +16,17 @@
 //!   [`crate::documents`]) and validating them ([`load_dir`], [`load_sources`]);
 //! - `errors.rs`: [`LoadError`] and [`DocumentError`];
 //! - `describe.rs`: the listing of `portcullis policies`;
+//! - `bundled.rs`: the bundled policies built into the binary, and
+//!   [`PolicySource`]: a directory or the bundled set;
 //! - `store.rs`: the [`PolicyStore`] serving the current set.
 
+pub mod bundled;
 mod describe;
 mod errors;
 mod load;
 pub mod store;
 
+pub use bundled::PolicySource;
 pub use describe::describe;
 pub use errors::{DocumentError, LoadError};
 pub use load::{POLICY_FILES, load_dir, load_dir_sources, load_sources, policy_files, read_sources};
@@ -56,6 +60,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::engine::policy::{Action, ExistingViolations};
     use crate::engine::{Family, PolicySet};
 
     fn load(text: &str) -> Result<PolicySet, String> {
@@ -113,7 +118,7 @@ mod tests {
         );
         assert_eq!(
             load(&policy("  match: {environments: [staging]}\n  rule: {ingressTls: {}}\n")).unwrap_err(),
-            "p.yaml:5: Policy \"p3\": spec.match.environments: unknown environment \"staging\" (known: )"
+            "p.yaml:5: Policy \"p3\": spec.match.environments: unknown environment \"staging\" (no Environment is defined)"
         );
         assert_eq!(
             load(&policy("  match: {kinds: [Ingress]}\n  rule: {serviceType: {forbidden: [NodePort]}}\n")).unwrap_err(),
@@ -122,6 +127,62 @@ mod tests {
         assert_eq!(
             load(&policy("  match: {operations: [DELETE]}\n  rule: {ingressTls: {}}\n")).unwrap_err(),
             "p.yaml:5: Policy \"p3\": spec.match.operations: DELETE carries no object to check; use CREATE and UPDATE"
+        );
+    }
+
+    #[test]
+    fn unknown_environments_list_the_known_ones_in_either_field() {
+        let staging = ENV.replace("production", "staging");
+        let policy = |field: &str| {
+            format!(
+                "{ENV}---\n{staging}---\napiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\n\
+                 spec:\n  match: {{{field}: [prd]}}\n  rule: {{ingressTls: {{}}}}\n"
+            )
+        };
+        assert_eq!(
+            load(&policy("environments")).unwrap_err(),
+            "p.yaml:15: Policy \"p\": spec.match.environments: unknown environment \"prd\" (known: production, staging)"
+        );
+        assert_eq!(
+            load(&policy("excludeEnvironments")).unwrap_err(),
+            "p.yaml:15: Policy \"p\": spec.match.excludeEnvironments: unknown environment \"prd\" \
+             (known: production, staging)"
+        );
+    }
+
+    #[test]
+    fn action_and_existing_violations_are_case_insensitive() {
+        let policy = |spec: &str| {
+            format!(
+                "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n{spec}  \
+                 rule: {{ingressTls: {{}}}}\n"
+            )
+        };
+        for (written, action) in [
+            ("Deny", Action::Deny),
+            ("deny", Action::Deny),
+            ("DENY", Action::Deny),
+            ("warn", Action::Warn),
+            ("aUdIt", Action::Audit),
+        ] {
+            let set = load(&policy(&format!("  action: {written}\n"))).unwrap();
+            assert_eq!(set.policies()[0].action(), action, "{written}");
+        }
+        for (written, existing) in [("deny", ExistingViolations::Deny), ("WARN", ExistingViolations::Warn)] {
+            let set = load(&policy(&format!("  existingViolations: {written}\n"))).unwrap();
+            assert_eq!(set.policies()[0].existing_violations(), existing, "{written}");
+        }
+        assert_eq!(
+            load(&policy("  action: Block\n")).unwrap_err(),
+            "p.yaml:5: Policy \"p\": spec.action: unknown variant `Block`, expected one of `Deny`, `Warn`, `Audit`"
+        );
+        assert_eq!(
+            load(&policy("  existingViolations: audit\n")).unwrap_err(),
+            "p.yaml:5: Policy \"p\": spec.existingViolations: unknown variant `audit`, expected `Deny` or `Warn`"
+        );
+        assert_eq!(
+            load(&policy("  action: 3\n")).unwrap_err(),
+            "p.yaml:5: Policy \"p\": spec.action: invalid type: integer `3`, expected a string"
         );
     }
 

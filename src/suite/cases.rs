@@ -19,8 +19,10 @@ pub const KIND: &str = "PolicyTest";
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// (The I/O error is part of the message, not its source, so that a
+    /// report of the error chain says it once.)
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{file}: YAML: {message}")]
     Yaml { file: PathBuf, message: String },
     #[error("{file}: document {document}{}: {message}", subject(.name))]
@@ -38,7 +40,7 @@ pub enum SuiteError {
 
 impl From<ReadError> for SuiteError {
     fn from(error: ReadError) -> SuiteError {
-        SuiteError::Io { path: error.path, source: error.source }
+        SuiteError::Io { path: error.path, error: error.source }
     }
 }
 
