@@ -24,7 +24,7 @@ help:
 	@echo '  CARGO=$(CARGO) CERTS=$(CERTS) LISTEN=$(LISTEN) ADMIN_LISTEN=$(ADMIN_LISTEN)'
 	@echo '  PROMTOOL=$(PROMTOOL) RULES=$(RULES) FUZZ_SECONDS=$(FUZZ_SECONDS)'
 
-.PHONY: run test fmt lint build release certs clean promtool promtool-test bench fuzz
+.PHONY: run test fmt lint build release certs clean promtool promtool-test bench fuzz e2e
 
 ## run: serve the bundled policies on $(LISTEN) (admin on $(ADMIN_LISTEN)) with development certificates
 run: $(CERTS)/tls.crt
@@ -48,11 +48,14 @@ test: promtool lint
 	$(CARGO) run --quiet -- policies --policies policies >/dev/null
 	$(CARGO) run --quiet -- test policies/tests --policies policies
 	$(MAKE) promtool-test
+	$(MAKE) e2e
 
-## lint: cargo fmt --check and cargo clippy with warnings as errors (part of make test)
+## lint: cargo fmt --check and cargo clippy with warnings as errors, the e2e tests included
+## (part of make test)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --test e2e -- -D warnings
 
 ## promtool: when missing, take promtool alone out of Debian's prometheus package into
 ## target/tools/ (installs nothing, starts no Prometheus; see .ci/get-promtool)
@@ -63,6 +66,14 @@ promtool:
 promtool-test: promtool
 	$(PROMTOOL) check rules $(RULES)
 	$(PROMTOOL) test rules tests/prometheus/*.yaml
+
+## e2e: end-to-end tests (tests/e2e/) against etcd and a kube-apiserver on loopback, built
+## once from Debian's kubernetes source package and cached in ~/.cache/portcullis-e2e (see README)
+e2e:
+	tests/e2e/cluster.sh build
+	$(CARGO) build --quiet --bin portcullis
+	$(CARGO) test --quiet --test e2e --no-run
+	tests/e2e/cluster.sh run -- $(CARGO) test --test e2e
 
 ## bench: criterion benchmarks, then load runs against the release binary (see BENCHMARKS.md)
 bench:

@@ -153,7 +153,7 @@ fn benchmarks_name_only_what_exists() {
 fn changelog_is_keep_a_changelog_and_names_only_what_exists() {
     let changelog = read("CHANGELOG.md");
     let headings: Vec<&str> = changelog.lines().filter(|line| line.starts_with('#')).collect();
-    assert_eq!(headings, ["# Changelog", "## Unreleased", "### Added", "### Fixed"]);
+    assert_eq!(headings, ["# Changelog", "## Unreleased", "### Added", "### Changed", "### Fixed"]);
     assert!(changelog.contains("[Keep a Changelog](https://keepachangelog.com/en/1.1.0/)"));
     let version = read("Cargo.toml").lines().find_map(|line| line.strip_prefix("version = ")).unwrap().to_owned();
     assert_eq!(version, r#""0.1.0""#);
