@@ -190,7 +190,16 @@ impl Dialect {
     /// Whether the object carries one of the controller's authentication
     /// methods; `approved` are the policy's middleware globs.
     pub fn authenticated(&self, metadata: &ObjectMeta, approved: &Globs) -> bool {
-        self.auth.iter().any(|method| method.iter().all(|requirement| requirement.holds(metadata, approved)))
+        self.auth_method(metadata, approved).is_some()
+    }
+
+    /// The first of the controller's authentication methods the object
+    /// carries: the annotation keys it consists of.
+    pub fn auth_method(&self, metadata: &ObjectMeta, approved: &Globs) -> Option<Vec<&'static str>> {
+        self.auth
+            .iter()
+            .find(|method| method.iter().all(|requirement| requirement.holds(metadata, approved)))
+            .map(|method| method.iter().filter(|r| r.is_present(metadata)).map(Require::key).collect())
     }
 
     /// The annotations holding a source allow-list of CIDRs (possibly none).
@@ -211,6 +220,20 @@ impl Dialect {
 }
 
 impl Require {
+    /// The annotation the requirement reads.
+    pub fn key(&self) -> &'static str {
+        match *self {
+            Require::Set(key)
+            | Require::OneOf(key, _)
+            | Require::AbsentOrOneOf(key, _)
+            | Require::ApprovedMiddleware(key) => key,
+        }
+    }
+
+    fn is_present(&self, metadata: &ObjectMeta) -> bool {
+        annotation(metadata, self.key()).is_some()
+    }
+
     fn holds(&self, metadata: &ObjectMeta, approved: &Globs) -> bool {
         match *self {
             Require::Set(key) => annotation(metadata, key).is_some_and(|value| !value.trim().is_empty()),
@@ -528,12 +551,7 @@ mod tests {
     }
 
     fn key_of(requirement: &Require) -> &'static str {
-        match *requirement {
-            Require::Set(key)
-            | Require::OneOf(key, _)
-            | Require::AbsentOrOneOf(key, _)
-            | Require::ApprovedMiddleware(key) => key,
-        }
+        requirement.key()
     }
 
     /// A qualified annotation key, `prefix/name`.

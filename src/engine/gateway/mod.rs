@@ -8,8 +8,11 @@
 //! unreadable (and denied), as for a Service or Ingress.
 //!
 //! [`view`] holds the engine's read-only view of the Gateways and
-//! ListenerSets routes attach to, and of the policies that target routes.
+//! ListenerSets routes attach to, and of the policies that target routes;
+//! [`attachment`], where in that view a route attaches, as the route rules
+//! read it.
 
+pub mod attachment;
 pub mod view;
 
 use std::collections::BTreeMap;

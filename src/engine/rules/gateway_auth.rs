@@ -23,8 +23,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::Subject;
 use super::ingress_auth::APPLICATION_AUTH;
-use super::route_hostnames::{Attachment, selected};
 use crate::engine::Finding;
+use crate::engine::gateway::attachment::{Attachment, cut, selected};
 use crate::engine::gateway::{
     GROUP, GatewayView, GroupKind, HttpRouteRule, ParentKind, ParentRef, Route, RouteFilter, TargetingPolicy,
 };
@@ -148,6 +148,34 @@ impl GatewayAuth {
         }));
     }
 
+    /// What authenticates each rule of the route that forwards to backends, as
+    /// this rule sees it (`ExternalAuth filter`, `Middleware auth
+    /// ExtensionRef`, `policy on the route`, `policy on its Gateway`), each
+    /// named once; `None` when a rule is left open. A route with no such rule
+    /// needs nothing: an empty list.
+    pub fn methods(&self, subject: &Subject<'_>) -> Option<Vec<String>> {
+        let route = subject.object.route()?;
+        let mut found: Vec<String> = Vec::new();
+        let mut parents_protected = None;
+        for rule in route.http_rules().iter().filter(|rule| !rule.backend_refs.is_empty()) {
+            let own = rule.filters.iter().chain(rule.backend_refs.iter().flat_map(|backend| &backend.filters));
+            let method = if self.rule_authenticates(rule) {
+                own.filter(|filter| self.filter_authenticates(filter)).map(filter_name).next()
+            } else if self.route_policy_protects(subject, route, rule) {
+                Some("policy on the route".to_owned())
+            } else if *parents_protected.get_or_insert_with(|| self.parents_protected(subject, route)) {
+                Some("policy on its Gateway".to_owned())
+            } else {
+                None
+            };
+            let method = method?;
+            if !found.contains(&method) {
+                found.push(method);
+            }
+        }
+        Some(found)
+    }
+
     /// Whether the rule's filters authenticate: one of the rule's own, or one
     /// on each of its backends.
     fn rule_authenticates(&self, rule: &HttpRouteRule) -> bool {
@@ -263,10 +291,19 @@ impl GatewayAuth {
     }
 }
 
+/// An authenticating filter as the inventory names it: `ExternalAuth filter`,
+/// `Middleware auth ExtensionRef`.
+fn filter_name(filter: &RouteFilter) -> String {
+    match filter.extension_ref.as_ref().filter(|_| filter.kind == "ExtensionRef") {
+        Some(target) => format!("{} {} ExtensionRef", target.kind_or(""), target.name),
+        None => format!("{} filter", filter.kind),
+    }
+}
+
 /// `spec.rules[1]`, or `spec.rules[1] (admin)` for a named rule.
 fn rule_name(index: usize, rule: &HttpRouteRule) -> String {
     match rule.name.as_deref() {
-        Some(name) => format!("spec.rules[{index}] ({})", super::route_hostnames::cut(name)),
+        Some(name) => format!("spec.rules[{index}] ({})", cut(name)),
         None => format!("spec.rules[{index}]"),
     }
 }

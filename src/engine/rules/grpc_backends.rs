@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::Subject;
-use super::route_hostnames::cut;
+use crate::engine::gateway::attachment::cut;
 use crate::engine::glob::Globs;
 use crate::engine::{Finding, Object};
 

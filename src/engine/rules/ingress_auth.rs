@@ -56,18 +56,28 @@ impl IngressAuth {
         self.nginx_annotations_on_traefik = true;
     }
 
-    pub fn check(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
+    /// The authentication method the Ingress carries that its controller
+    /// enforces (the annotation keys it consists of), as this rule sees it;
+    /// `None` when there is none (then the rule finds a violation, or
+    /// accepts `portcullis.dev/auth: application` with a warning).
+    pub fn method(&self, ingress: &Ingress, controller: Option<Family>) -> Option<Vec<&'static str>> {
         let approved = &self.traefik_middlewares;
         let metadata = &ingress.metadata;
-        let authenticated = match subject.controller {
-            // Unknown controller: no annotation can be trusted to be enforced.
-            None => false,
-            Some(family) => {
-                family.dialect().authenticated(metadata, approved)
-                    || (self.nginx_on(family) && Family::Nginx.dialect().authenticated(metadata, approved))
-            }
-        };
-        if authenticated {
+        // Unknown controller: no annotation can be trusted to be enforced.
+        let family = controller?;
+        family.dialect().auth_method(metadata, approved).or_else(|| {
+            self.nginx_on(family).then(|| Family::Nginx.dialect().auth_method(metadata, approved)).flatten()
+        })
+    }
+
+    /// Whether the policy accepts `portcullis.dev/auth: application`.
+    pub fn accepts_application_auth(&self) -> bool {
+        self.allow_application_auth
+    }
+
+    pub fn check(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
+        let metadata = &ingress.metadata;
+        if self.method(ingress, subject.controller).is_some() {
             return;
         }
         let declared = annotation(metadata, APPLICATION_AUTH) == Some("application");

@@ -6,16 +6,17 @@
 //! Attachment follows the Gateway API: each `parentRefs` entry selects the
 //! listeners of its Gateway or ListenerSet by `sectionName` and `port` (all
 //! when neither is set) that admit the route, and of those the ones whose
-//! hostname intersects the route's (see [`super::route_hostnames`]). A parent
-//! portcullis does not know is judged as a plain HTTP listener without
-//! hostname (fail safe), and a notice says so.
+//! hostname intersects the route's (see
+//! [`attachment`](crate::engine::gateway::attachment)). A parent portcullis
+//! does not know is judged as a plain HTTP listener without hostname (fail
+//! safe), and a notice says so.
 
 use serde::Deserialize;
 
 use super::Subject;
-use super::route_hostnames::{Attachment, push_unknown_notices, selected};
 use crate::engine::Finding;
-use crate::engine::gateway::{HttpRouteRule, Route};
+use crate::engine::gateway::Route;
+use crate::engine::gateway::attachment::{Attachment, push_unknown_notices, redirect_only, selected};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,23 +67,6 @@ impl RouteTls {
             }
         }
     }
-}
-
-/// Whether the route is an HTTPRoute that only redirects to `https`: every
-/// rule (there is at least one) is a `RequestRedirect` with `scheme: https`,
-/// so it serves nothing over plain HTTP. A GRPCRoute cannot redirect.
-pub(crate) fn redirect_only(route: Route<'_>) -> bool {
-    matches!(route, Route::Http(_)) && redirects_only(route.http_rules())
-}
-
-fn redirects_only(rules: &[HttpRouteRule]) -> bool {
-    !rules.is_empty()
-        && rules.iter().all(|rule| {
-            rule.filters.iter().any(|filter| {
-                filter.kind == "RequestRedirect"
-                    && filter.request_redirect.as_ref().and_then(|redirect| redirect.scheme.as_deref()) == Some("https")
-            })
-        })
 }
 
 #[cfg(test)]

@@ -23,6 +23,17 @@ use crate::engine::object::annotation;
 /// The cloud-provider annotation equivalent to `spec.loadBalancerSourceRanges`.
 pub const SERVICE_ANNOTATION: &str = load_balancer::SOURCE_RANGES_ANNOTATION;
 
+/// An Ingress's source allow-list, as [`SourceRanges::ingress_allow_list`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngressAllowList<'i> {
+    /// The controller's allow-list annotation and its value (comma-separated CIDRs).
+    Cidrs { key: &'static str, value: &'i str },
+    /// An approved allow-list middleware.
+    Middleware,
+    /// None.
+    None,
+}
+
 /// What a policy asks of an internal LoadBalancer Service.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub enum Internal {
@@ -218,26 +229,51 @@ impl SourceRanges {
         self.nginx_annotations_on_traefik = true;
     }
 
-    pub fn check_ingress(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
+    /// The providers whose settings can make a load balancer internal.
+    pub fn providers(&self) -> &[load_balancer::Provider] {
+        self.providers.as_slice()
+    }
+
+    /// The families whose allow-list annotations count for the Ingress.
+    fn allow_list_families<'s>(&self, subject: &'s Subject<'_>) -> (&'s [Family], bool) {
         let traefik_reads_nginx = subject.controller == Some(Family::Traefik) && self.nginx_annotations_on_traefik;
-        let families = if traefik_reads_nginx { &[Family::Traefik, Family::Nginx] } else { subject.families() };
+        if traefik_reads_nginx { (&[Family::Traefik, Family::Nginx], true) } else { (subject.families(), false) }
+    }
+
+    /// The source allow-list of an Ingress as this rule reads it: the first
+    /// allow-list annotation of its controller present, else an approved
+    /// allow-list middleware.
+    pub fn ingress_allow_list<'i>(&self, ingress: &'i Ingress, subject: &Subject<'_>) -> IngressAllowList<'i> {
+        let (families, _) = self.allow_list_families(subject);
         let present = families
             .iter()
             .flat_map(|family| family.dialect().allow_list_annotations())
             .find_map(|key| annotation(&ingress.metadata, key).map(|value| (*key, value)));
         if let Some((key, value)) = present {
-            if value.trim().is_empty() {
-                findings.push(Finding::Violation(format!("{key} is empty; list the client CIDRs")));
-            } else {
-                findings.extend(judge(key, value.split(','), self.warn_wider_than));
-            }
-            return;
+            return IngressAllowList::Cidrs { key, value };
         }
         if families
             .iter()
             .any(|family| family.dialect().allow_list_middleware(&ingress.metadata, &self.traefik_middlewares))
         {
-            return;
+            return IngressAllowList::Middleware;
+        }
+        IngressAllowList::None
+    }
+
+    pub fn check_ingress(&self, ingress: &Ingress, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
+        let (_, traefik_reads_nginx) = self.allow_list_families(subject);
+        match self.ingress_allow_list(ingress, subject) {
+            IngressAllowList::Cidrs { key, value } => {
+                if value.trim().is_empty() {
+                    findings.push(Finding::Violation(format!("{key} is empty; list the client CIDRs")));
+                } else {
+                    findings.extend(judge(key, value.split(','), self.warn_wider_than));
+                }
+                return;
+            }
+            IngressAllowList::Middleware => return,
+            IngressAllowList::None => {}
         }
         let message = match subject.controller {
             Some(family) => match family.dialect().allow_list {
