@@ -24,7 +24,7 @@ help:
 	@echo '  CARGO=$(CARGO) CERTS=$(CERTS) LISTEN=$(LISTEN) ADMIN_LISTEN=$(ADMIN_LISTEN)'
 	@echo '  PROMTOOL=$(PROMTOOL) RULES=$(RULES) FUZZ_SECONDS=$(FUZZ_SECONDS)'
 
-.PHONY: run test fmt lint build release certs clean promtool promtool-test bench fuzz e2e
+.PHONY: run test fmt lint build release certs clean promtool promtool-test browser bench fuzz e2e
 
 ## run: serve the bundled policies on $(LISTEN) (admin on $(ADMIN_LISTEN)) with development certificates
 run: $(CERTS)/tls.crt
@@ -38,8 +38,8 @@ $(CERTS)/tls.crt:
 ## certs: create the development certificates in $(CERTS)/ (make run does when missing)
 certs: $(CERTS)/tls.crt
 
-## test: everything CI runs (gets promtool first when missing)
-test: promtool lint
+## test: everything CI runs (gets promtool and chromium first when missing)
+test: promtool browser lint
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		PROMTOOL="$(PROMTOOL)" PORTCULLIS_REQUIRE_PROMTOOL=1 $(CARGO) nextest run --no-fail-fast && $(CARGO) test --doc; \
 	else \
@@ -61,6 +61,14 @@ lint:
 ## target/tools/ (installs nothing, starts no Prometheus; see .ci/get-promtool)
 promtool:
 	@command -v "$(PROMTOOL)" >/dev/null 2>&1 || .ci/get-promtool "$(PROMTOOL)"
+
+## browser: when /usr/bin/chromium is missing, install Debian's chromium (as root), for the
+## headless test of portcullis report's HTML page (tests/report.rs)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+		else echo "/usr/bin/chromium not found: sudo apt-get install --no-install-recommends chromium" >&2; exit 1; fi; \
+	fi
 
 ## promtool-test: check the alerting rules and run their unit tests (tests/prometheus/)
 promtool-test: promtool

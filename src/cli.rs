@@ -32,6 +32,11 @@ pub enum Command {
     /// Exit code 0: no denial (warnings allowed); 1: at least one denial; 2: usage or input error,
     /// input that cannot be checked (unless --skip-unknown), or anything not checked with --strict.
     Check(CheckArgs),
+    /// What is exposed: every external entry point of the manifests (or of the
+    /// cluster, with --cluster) and how it is protected, worst first.
+    /// Exit code 0: report produced (violations or not); 1: with --fail-on-violations,
+    /// a Deny policy fails on an entry point; 2: usage or input error.
+    Report(ReportArgs),
     /// Run the declarative policy test cases (PolicyTest documents) under DIR
     /// against the policies; prints PASS/FAIL per case and `N passed, N failed`.
     Test(TestArgs),
@@ -96,6 +101,43 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Files, directories (searched for *.yaml, *.yml, *.json) or - for standard input
+    /// (the default when no path is given and no --cluster).
+    pub paths: Vec<String>,
+    /// Read the objects from the cluster (read-only lists) instead of manifests.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Kubeconfig for --cluster (default: in-cluster config, then KUBECONFIG / ~/.kube/config).
+    #[arg(long, requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long --cluster may take to list everything.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "cluster")]
+    pub cluster_timeout: Duration,
+    /// Directory of policy files [default: ./policies when it is a directory, else the
+    /// bundled policies built into the binary].
+    #[arg(long, env = "PORTCULLIS_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// Namespace of objects that name none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// YAML map of namespace name to its labels, for environment selectors
+    /// (Namespace objects in the input add to it).
+    #[arg(long)]
+    pub namespace_labels: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: crate::report::OutputFormat,
+    /// Exit 1 when a Deny policy fails on an entry point.
+    #[arg(long)]
+    pub fail_on_violations: bool,
+    /// Input that cannot be read (invalid YAML, not a Kubernetes object, Helm
+    /// template syntax) is said on standard error but does not make the exit code 2.
+    #[arg(long)]
+    pub skip_unknown: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address of the HTTPS webhook listener.
     #[arg(long, env = "PORTCULLIS_LISTEN", default_value = "0.0.0.0:8443")]
@@ -138,6 +180,15 @@ pub struct ServeArgs {
     /// The longest in-flight reviews may take to finish on shutdown.
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// How often the background audit judges the existing Services and
+    /// Ingresses with the loaded policies (0s: no audit; needs a cluster).
+    #[arg(long, env = "PORTCULLIS_AUDIT_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub audit_interval: Duration,
+    /// Write the audit's findings as OpenReports Reports (openreports.io/v1alpha1),
+    /// one per namespace; needs the Report CRD and the RBAC of
+    /// manifests/components/audit-reports.
+    #[arg(long, env = "PORTCULLIS_AUDIT_REPORTS")]
+    pub audit_reports: bool,
 }
 
 #[derive(Debug, Args)]
@@ -175,8 +226,11 @@ pub fn policies_flag(matches: Option<&ArgMatches>) -> &'static str {
     }
 }
 
-/// Parses `250ms`, `5s` or `2m`.
+/// Parses `250ms`, `5s` or `2m` (and a bare `0`: zero needs no unit).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 2m"))?;
@@ -214,6 +268,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("5"), Err("\"5\" is not a duration like 500ms, 5s or 2m".into()));
         assert!(parse_duration("s").is_err());
     }

@@ -17,6 +17,7 @@
 //!   wire format, TLS and development certificates.
 //! - [`reload`]: background reloads of the certificate and the policies.
 //! - [`check`] and [`suite`]: `portcullis check` and `portcullis test`.
+//! - [`inventory`] (pure) and [`report`]: the exposure inventory and `portcullis report`.
 //! - [`cli`]: the command line; `main.rs` wires it all together.
 
 pub mod admission;
@@ -26,8 +27,10 @@ pub mod cluster;
 pub mod documents;
 pub mod engine;
 pub mod fuzzing;
+pub mod inventory;
 pub mod metrics;
 pub mod policy;
 pub mod reload;
+pub mod report;
 pub mod suite;
 pub mod webhook;

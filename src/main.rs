@@ -7,6 +7,7 @@ use clap::{CommandFactory, FromArgMatches};
 use tracing::{error, info};
 
 use portcullis::cli::{Cli, Command, ServeArgs, policies_flag};
+use portcullis::cluster::audit::{self, Audit};
 use portcullis::cluster::{Caches, GatewayCache, IngressClassCache, NamespaceCache};
 use portcullis::metrics::Metrics;
 use portcullis::policy::{self, PolicySource, PolicyStore};
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     // says itself why the cluster could not be read: kube-client logs nothing.
     let filter = match cli.command {
         Command::Check(_) => "info,kube_runtime=error,kube_client=off",
+        Command::Report(_) => "warn,kube_client=off",
         _ => "info,kube_runtime=error",
     };
     tracing_subscriber::fmt()
@@ -73,6 +75,24 @@ fn main() -> ExitCode {
             };
             let code =
                 portcullis::check::run(&run, &mut std::io::stdin(), &mut std::io::stdout(), &mut std::io::stderr());
+            return ExitCode::from(code);
+        }
+        Command::Report(args) => {
+            let run = portcullis::report::Run {
+                paths: args.paths,
+                policies: args.policies,
+                policies_flag: flag.to_owned(),
+                namespace: Some(args.namespace),
+                namespace_labels: args.namespace_labels,
+                cluster: args.cluster,
+                kubeconfig: args.kubeconfig,
+                cluster_timeout: args.cluster_timeout,
+                output: args.output,
+                fail_on_violations: args.fail_on_violations,
+                skip_unknown: args.skip_unknown,
+            };
+            let code =
+                portcullis::report::run(&run, &mut std::io::stdin(), &mut std::io::stdout(), &mut std::io::stderr());
             return ExitCode::from(code);
         }
         Command::Test(args) => {
@@ -129,6 +149,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!(policies = set.len(), dir = %args.policies.display(), "policies loaded");
     let metrics = Arc::new(Metrics::new());
     let store = PolicyStore::new(set);
+    let mut client = None;
     let caches = if args.no_cluster {
         info!(
             "--no-cluster: environments match namespaces by name only, Ingress controllers by class name; routes are judged as if their Gateways were unknown"
@@ -136,11 +157,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Caches::default()
     } else {
         match portcullis::cluster::client(args.kubeconfig.as_deref()).await {
-            Ok(client) => Caches {
-                namespaces: Some(NamespaceCache::start(client.clone(), metrics.clone()).0),
-                ingress_classes: Some(IngressClassCache::start(client.clone()).0),
-                gateways: Some(GatewayCache::start(client, store.clone()).0),
-            },
+            Ok(found) => {
+                client = Some(found.clone());
+                Caches {
+                    namespaces: Some(NamespaceCache::start(found.clone(), metrics.clone()).0),
+                    ingress_classes: Some(IngressClassCache::start(found.clone()).0),
+                    gateways: Some(GatewayCache::start(found, store.clone()).0),
+                }
+            }
             Err(err) if args.kubeconfig.is_none() => {
                 info!(
                     %err,
@@ -149,6 +173,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 Caches::default()
             }
             Err(err) => return Err(err.context("cannot use --kubeconfig")),
+        }
+    };
+    // The background audit: only with a cluster and a non-zero interval; stopped when serving ends.
+    let _audit = match client {
+        Some(client) if !args.audit_interval.is_zero() => Some(Audit::start(
+            client,
+            store.clone(),
+            caches.namespaces.clone(),
+            caches.ingress_classes.clone(),
+            metrics.clone(),
+            audit::Options::new(args.audit_interval, args.audit_reports),
+        )),
+        Some(_) => {
+            info!("--audit-interval 0: no background audit");
+            None
+        }
+        None => {
+            if !args.audit_interval.is_zero() {
+                info!("no cluster: no background audit");
+            }
+            None
         }
     };
     let limits = Limits { max_in_flight: args.max_in_flight, request_timeout: args.request_timeout };

@@ -66,6 +66,34 @@ struct ResultLabels {
     result: &'static str,
 }
 
+/// One series of `portcullis_audit_violations`: how many objects of a kind
+/// in a namespace violate a policy. `environment` is the namespace's
+/// environments (the `Environment` documents it belongs to, comma-separated in
+/// policy order; empty for none), so alerts can select production.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct AuditSeries {
+    pub policy: String,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub environment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// What became of the Reports of one audit scan, for `portcullis_audit_report_writes_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportWrite {
+    /// One Report applied.
+    Applied,
+    /// One Report could not be applied (or its namespace not read).
+    Failed,
+    /// The scan wrote no Report: the Report CRD is not installed.
+    NotInstalled,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
@@ -115,6 +143,14 @@ pub struct Metrics {
     tls_reloads: Family<ResultLabels, Counter>,
     namespace_cache_stale: Gauge,
     namespace_watch_errors: Counter,
+    audit_violations: Family<AuditSeries, Gauge>,
+    /// The series of `audit_violations` set by the last scan.
+    audit_series: std::sync::Mutex<std::collections::BTreeSet<AuditSeries>>,
+    audit_last_run: Gauge<f64, AtomicU64>,
+    audit_objects: Family<KindLabels, Gauge>,
+    audit_duration: Gauge<f64, AtomicU64>,
+    audit_scans: Family<ResultLabels, Counter>,
+    audit_report_writes: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -183,6 +219,41 @@ impl Metrics {
             "Failed attempts to list or watch namespaces (each retry counts once)",
             namespace_watch_errors.clone(),
         );
+        let audit_violations = Family::<AuditSeries, Gauge>::default();
+        registry.register(
+            "audit_violations",
+            "Objects that violate a Deny, Warn or Audit policy, found by the last background audit scan; a series \
+             is removed when its count drops to zero",
+            audit_violations.clone(),
+        );
+        let audit_last_run = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "audit_last_run_timestamp_seconds",
+            "When (Unix time) the last background audit scan completed; 0 before the first",
+            audit_last_run.clone(),
+        );
+        let audit_objects = Family::<KindLabels, Gauge>::default();
+        registry.register("audit_objects", "Objects judged by the last background audit scan", audit_objects.clone());
+        let audit_duration = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "audit_scan_duration",
+            "How long the last background audit scan took to judge the objects",
+            prometheus_client::registry::Unit::Seconds,
+            audit_duration.clone(),
+        );
+        let audit_scans = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "audit_scans",
+            "Background audit scans by result (failure: the scan panicked; the next one runs as planned)",
+            audit_scans.clone(),
+        );
+        let audit_report_writes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "audit_report_writes",
+            "OpenReports Reports applied (applied), not applied (failed), and scans whose Reports were skipped \
+             because the Report CRD is not installed (not_installed); an unchanged Report is not written",
+            audit_report_writes.clone(),
+        );
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "Build information (always 1)", build_info);
@@ -199,6 +270,67 @@ impl Metrics {
             tls_reloads,
             namespace_cache_stale,
             namespace_watch_errors,
+            audit_violations,
+            audit_series: std::sync::Mutex::default(),
+            audit_last_run,
+            audit_objects,
+            audit_duration,
+            audit_scans,
+            audit_report_writes,
+        }
+    }
+
+    /// Records a completed audit scan: the violation counts (series not in
+    /// `violations` are removed), the objects judged by kind, how long it took
+    /// and when it ended (Unix seconds).
+    pub fn audit_scanned(
+        &self,
+        violations: &std::collections::BTreeMap<AuditSeries, u64>,
+        objects: &[(&'static str, usize)],
+        elapsed: Duration,
+        finished_unix: f64,
+    ) {
+        let mut series = self.audit_series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for gone in series.iter().filter(|labels| !violations.contains_key(*labels)) {
+            self.audit_violations.remove(gone);
+        }
+        for (labels, count) in violations {
+            self.audit_violations.get_or_create(labels).set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
+        *series = violations.keys().cloned().collect();
+        for &(kind, count) in objects {
+            self.audit_objects.get_or_create(&KindLabels { kind }).set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.audit_duration.set(elapsed.as_secs_f64());
+        self.audit_last_run.set(finished_unix);
+        self.audit_scans.get_or_create(&ResultLabels { result: "success" }).inc();
+    }
+
+    /// Counts an audit scan that panicked.
+    pub fn audit_scan_failed(&self) {
+        self.audit_scans.get_or_create(&ResultLabels { result: "failure" }).inc();
+    }
+
+    /// Counts what became of a Report (or of a scan's Reports).
+    pub fn audit_report(&self, write: ReportWrite) {
+        let result = match write {
+            ReportWrite::Applied => "applied",
+            ReportWrite::Failed => "failed",
+            ReportWrite::NotInstalled => "not_installed",
+        };
+        self.audit_report_writes.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Makes the audit's counters exist at zero, so `increase()` sees their
+    /// first count; called when the audit starts (`reports`: it writes Reports).
+    pub fn audit_started(&self, reports: bool) {
+        for result in ["success", "failure"] {
+            let _ = self.audit_scans.get_or_create(&ResultLabels { result });
+        }
+        if reports {
+            for result in ["applied", "failed", "not_installed"] {
+                let _ = self.audit_report_writes.get_or_create(&ResultLabels { result });
+            }
         }
     }
 

@@ -118,7 +118,10 @@ fn make_help_lists_every_target_and_the_variables() {
         ),
         "{stdout}"
     );
-    assert!(stdout.contains("\n  test           everything CI runs (gets promtool first when missing)\n"), "{stdout}");
+    assert!(
+        stdout.contains("\n  test           everything CI runs (gets promtool and chromium first when missing)\n"),
+        "{stdout}"
+    );
 
     // Every phony target is documented, and every documented one is a target.
     let makefile = fs::read_to_string(repo().join("Makefile")).unwrap();

@@ -316,6 +316,7 @@ fn readme_names_only_manifests_paths_that_exist() {
             "manifests/base",
             "manifests/base/",
             "manifests/base/rbac.yaml",
+            "manifests/components/audit-reports",
             "manifests/monitoring/",
             "manifests/monitoring/rules.yaml",
             "manifests/webhooks/",

@@ -83,6 +83,8 @@ fn alerts_are_the_documented_ones() {
             ("PortcullisCertificateExpiringSoon", "warning"),
             ("PortcullisDown", "critical"),
             ("PortcullisPolicyReloadFailing", "warning"),
+            ("PortcullisAuditViolationsInProduction", "warning"),
+            ("PortcullisAuditNotRunning", "warning"),
         ]
     );
 }
@@ -105,6 +107,15 @@ async fn alerts_query_metrics_portcullis_exports() {
     let request = Request::post("/validate").header(header::CONTENT_TYPE, "text/plain").body(Body::from("{}")).unwrap();
     assert_eq!(call(&webhook, request).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     state.metrics().policy_reload(false);
+    // An audit scan that found a NodePort in production.
+    state.metrics().audit_started(false);
+    let series = portcullis::metrics::AuditSeries {
+        policy: "no-nodeport-in-production".into(),
+        kind: "Service",
+        namespace: "production".into(),
+        environment: "production".into(),
+    };
+    state.metrics().audit_scanned(&[(series, 1)].into(), &[("Service", 1)], std::time::Duration::ZERO, 1.0);
 
     let rules = serde_json::to_string(&alert_rules()).unwrap();
     let queried: BTreeSet<String> = rules
@@ -118,6 +129,9 @@ async fn alerts_query_metrics_portcullis_exports() {
                 "portcullis_admission_duration_seconds_bucket",
                 "portcullis_admission_rejections_total",
                 "portcullis_admission_requests_total",
+                "portcullis_audit_last_run_timestamp_seconds",
+                "portcullis_audit_scans_total",
+                "portcullis_audit_violations",
                 "portcullis_policy_reloads_total",
                 "portcullis_tls_certificate_expiry_timestamp_seconds",
             ]
@@ -155,5 +169,7 @@ async fn alerts_query_metrics_portcullis_exports() {
         assert!(sample("portcullis_admission_requests_total", &["decision=\"error\""]), "{exposition}");
         assert!(sample("portcullis_policy_reloads_total", &["result=\"failure\""]), "{exposition}");
         assert!(sample("portcullis_admission_duration_seconds_bucket", &["le=\"+Inf\""]), "{exposition}");
+        assert!(sample("portcullis_audit_violations", &["environment=\"production\""]), "{exposition}");
+        assert!(sample("portcullis_audit_scans_total", &["result=\"success\""]), "{exposition}");
     }
 }

@@ -1,6 +1,8 @@
 //! RBAC: the ServiceAccount the pods run as may only read namespaces,
-//! IngressClasses, Gateways and ListenerSets, and the policy kinds that
-//! authenticate routes.
+//! IngressClasses, Gateways and ListenerSets, the policy kinds that
+//! authenticate routes, and (for the background audit) list and watch
+//! Services and Ingresses; writing the audit's Reports is granted by the
+//! optional component `manifests/components/audit-reports` alone.
 
 mod common;
 
@@ -19,6 +21,16 @@ fn read(group: &str, resources: &[&str]) -> PolicyRule {
     }
 }
 
+/// The background audit's rule: list and watch, never a GET per object.
+fn list_watch(group: &str, resources: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: strings(&[group]),
+        resources: strings(resources),
+        verbs: vec!["list".into(), "watch".into()],
+        ..Default::default()
+    }
+}
+
 #[test]
 fn rbac_only_reads_what_the_caches_watch() {
     let manifests = base();
@@ -32,6 +44,8 @@ fn rbac_only_reads_what_the_caches_watch() {
             read("gateway.networking.k8s.io", &["gateways", "listenersets"]),
             read("gateway.envoyproxy.io", &["securitypolicies"]),
             read("kuadrant.io", &["authpolicies"]),
+            list_watch("", &["services"]),
+            list_watch("networking.k8s.io", &["ingresses"]),
         ])
     );
     let binding: ClusterRoleBinding = manifests.get("ClusterRoleBinding", "portcullis");
@@ -89,4 +103,58 @@ fn rbac_covers_the_policy_kinds_the_bundled_policies_accept_as_route_authenticat
     assert!(rules.iter().all(|rule| rule.resource_names.is_none() && rule.non_resource_urls.is_none()));
     let wildcard = |items: &Option<Vec<String>>| items.iter().flatten().any(|item| item.contains('*'));
     assert!(rules.iter().all(|rule| !wildcard(&rule.api_groups) && !wildcard(&rule.resources)), "no wildcards");
+}
+
+#[test]
+fn the_audit_reports_component_adds_exactly_the_report_rules_and_the_flag() {
+    use common::manifests::{Manifests, render_text_at, repo_copy};
+    let root = repo_copy("audit-reports");
+    let overlay = root.join("with-reports");
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../manifests/base]\n\
+         components: [../manifests/components/audit-reports]\n",
+    )
+    .unwrap();
+    let with = Manifests::parse(&render_text_at(&overlay));
+    let without = base();
+
+    let mut added = with.identities();
+    added.retain(|id| !without.identities().contains(id));
+    assert_eq!(
+        added,
+        [
+            common::manifests::id("rbac.authorization.k8s.io/v1", "ClusterRole", "", "portcullis-audit-reports"),
+            common::manifests::id("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", "portcullis-audit-reports"),
+        ]
+    );
+    let role: ClusterRole = with.get("ClusterRole", "portcullis-audit-reports");
+    assert_eq!(
+        role.rules,
+        Some(vec![PolicyRule {
+            api_groups: strings(&["openreports.io"]),
+            resources: strings(&["reports"]),
+            verbs: strings(&["get", "list", "create", "patch", "delete"]).unwrap(),
+            ..Default::default()
+        }])
+    );
+    let binding: ClusterRoleBinding = with.get("ClusterRoleBinding", "portcullis-audit-reports");
+    assert_eq!(binding.role_ref.name, "portcullis-audit-reports");
+    assert_eq!(
+        binding.subjects,
+        Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "portcullis".into(),
+            namespace: Some(NAMESPACE.into()),
+            api_group: None,
+        }])
+    );
+    // The base ClusterRole is unchanged, and the one new argument is the flag.
+    let base_role: ClusterRole = without.get("ClusterRole", "portcullis");
+    assert_eq!(with.get::<ClusterRole>("ClusterRole", "portcullis"), base_role);
+    let args = |manifests: &Manifests| pod_spec(manifests).containers[0].args.clone().unwrap();
+    let mut expected = args(&without);
+    expected.push("--audit-reports".into());
+    assert_eq!(args(&with), expected);
 }

@@ -101,6 +101,9 @@ pub struct Options {
     pub namespace: Option<String>,
     /// Labels per namespace, from `--namespace-labels` (and the cluster).
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// The cluster's IngressClasses (name to `spec.controller`), as the
+    /// webhook's cache holds them; empty: controllers are told by class name.
+    pub ingress_classes: engine::input::ClassControllers,
 }
 
 /// The objects of a document: itself, or the items of a `List`.
@@ -334,7 +337,9 @@ pub fn check(sources: &[Source], set: &PolicySet, options: &Options) -> Vec<Chec
                     Use::Context | Use::NotChecked { .. } => continue,
                 };
                 let namespace_labels = NamespaceLabels::from(labels.get(&review.namespace));
-                let input = |stage| engine::Input { gateways: &gateways, ..review.input(stage) };
+                let classes = engine::input::IngressClasses::new(&options.ingress_classes);
+                let input =
+                    |stage| engine::Input { gateways: &gateways, ingress_classes: classes, ..review.input(stage) };
                 let validation = engine::evaluate(&input(Stage::Validate), set, namespace_labels);
                 let mutation = engine::evaluate(&input(Stage::Mutate), set, namespace_labels);
                 checked.push(Checked {

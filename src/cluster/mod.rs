@@ -2,11 +2,15 @@
 //! decide the environments a namespace belongs to, the controller of each
 //! IngressClass, which decides the Ingress controller family of an Ingress,
 //! and the Gateways, ListenerSets and route-targeting policies that routes
-//! attach to and are authenticated by.
+//! attach to and are authenticated by. With the background audit on, it also
+//! watches Services and Ingresses ([`objects`]) and judges them every interval
+//! ([`audit`]), writing OpenReports ([`audit::reports`]) when asked to.
 
+pub mod audit;
 pub mod gateways;
 pub mod ingress_classes;
 pub mod namespaces;
+pub mod objects;
 pub mod watch;
 
 use std::path::Path;

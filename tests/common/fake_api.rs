@@ -1,7 +1,9 @@
 //! A Kubernetes API server served in process, for the cluster caches: a small
 //! axum app handed to `kube::Client::new` as its service (no network at all).
 //! It speaks what the caches use: discovery (`/apis`, `/apis/{group}/{version}`),
-//! list and watch of a resource across namespaces, and GET of one object.
+//! list and watch of a resource across namespaces, GET of one object, and the
+//! server-side apply (PATCH `application/apply-patch+yaml`) of the audit's
+//! Reports, each recorded ([`FakeApi::applies`]).
 //! Like the real API server it replays, to a watch from a resource version,
 //! every change after it (as etcd does); it answers a request whose `Accept`
 //! asks for `as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1` with the
@@ -58,6 +60,13 @@ impl Resource {
         plural: "listenersets",
         namespaced: true,
     };
+    pub const SERVICES: Resource =
+        Resource { group: "", version: "v1", kind: "Service", plural: "services", namespaced: true };
+    pub const INGRESSES: Resource =
+        Resource { group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", namespaced: true };
+    /// OpenReports' Report (its CRD installed when served); written by server-side apply.
+    pub const REPORTS: Resource =
+        Resource { group: "openreports.io", version: "v1alpha1", kind: "Report", plural: "reports", namespaced: true };
     pub const SECURITY_POLICIES: Resource = Resource {
         group: "gateway.envoyproxy.io",
         version: "v1alpha1",
@@ -117,6 +126,25 @@ struct Inner {
     gets: AtomicUsize,
     /// The `Accept` header of every list, watch and GET: its verb and value.
     accepts: Mutex<Vec<(&'static str, String)>>,
+    /// Every list answered: the resource's plural, the `limit` and the `continue` token asked for.
+    lists: Mutex<Vec<ListCall>>,
+    /// Every server-side apply (PATCH `application/apply-patch+yaml`): its
+    /// field manager, whether forced, and the body.
+    applies: Mutex<Vec<Apply>>,
+}
+
+/// One list the fake answered: the resource's plural, the `limit` and the
+/// `continue` token asked for.
+pub type ListCall = (&'static str, Option<usize>, Option<String>);
+
+/// One server-side apply the fake received.
+#[derive(Clone, Debug)]
+pub struct Apply {
+    pub field_manager: String,
+    pub force: bool,
+    pub namespace: String,
+    pub name: String,
+    pub body: Value,
 }
 
 /// A watch event: the resource, the event type (ADDED, MODIFIED, DELETED) and the whole object.
@@ -153,6 +181,8 @@ impl FakeApi {
             list_open: watch::channel(list_open).0,
             gets: AtomicUsize::new(0),
             accepts: Mutex::default(),
+            lists: Mutex::default(),
+            applies: Mutex::default(),
         }))
     }
 
@@ -252,12 +282,28 @@ impl FakeApi {
         *self.0.health.lock().unwrap() = Health::Up;
     }
 
+    /// The server-side applies so far, in order.
+    pub fn applies(&self) -> Vec<Apply> {
+        self.0.applies.lock().unwrap().clone()
+    }
+
+    /// The object stored at `namespace`/`name` (`""` when cluster-scoped).
+    pub fn object(&self, resource: Resource, namespace: &str, name: &str) -> Option<Value> {
+        let key = (resource.group, resource.plural, namespace.to_owned(), name.to_owned());
+        self.0.cluster.lock().unwrap().objects.get(&key).cloned()
+    }
+
     /// How many single objects were asked for (GET).
     pub fn gets(&self) -> usize {
         self.0.gets.load(Ordering::SeqCst)
     }
 
     /// The `Accept` headers of the requests so far, for `verb` (list, watch or get).
+    /// Every list answered: plural, `limit` and `continue` asked for.
+    pub fn lists(&self) -> Vec<ListCall> {
+        self.0.lists.lock().unwrap().clone()
+    }
+
     pub fn accepts(&self, verb: &str) -> Vec<String> {
         let accepts = self.0.accepts.lock().unwrap();
         accepts.iter().filter(|(seen, _)| *seen == verb).map(|(_, accept)| accept.clone()).collect()
@@ -392,9 +438,12 @@ fn target(path: &str) -> Option<Target<'_>> {
     })
 }
 
-async fn handle(State(api): State<FakeApi>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(State(api): State<FakeApi>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if method == Method::PATCH {
+        return apply(&api, &uri, &headers, &body);
+    }
     if method != Method::GET {
-        return status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "the fake only reads");
+        return status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "the fake reads and applies only");
     }
     let Some(target) = target(uri.path()) else { return not_found() };
     if *api.0.health.lock().unwrap() == Health::Unavailable
@@ -434,7 +483,7 @@ async fn handle(State(api): State<FakeApi>, method: Method, uri: Uri, headers: H
                     .unwrap_or(0);
                 watch_collection(&api, resource, namespace.map(str::to_owned), since, metadata_only)
             } else {
-                list_collection(&api, resource, namespace, metadata_only).await
+                list_collection(&api, resource, namespace, metadata_only, &query).await
             }
         }
         Target::Object { group, version, plural, namespace, name } => {
@@ -453,6 +502,60 @@ async fn handle(State(api): State<FakeApi>, method: Method, uri: Uri, headers: H
             }
         }
     }
+}
+
+/// A server-side apply of one object: stored whole as applied (the fake has
+/// one field manager), keeping its uid, and announced to watches.
+fn apply(api: &FakeApi, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+    let Some(Target::Object { group, version, plural, namespace, name }) = target(uri.path()) else {
+        return not_found();
+    };
+    let resource = {
+        let cluster = api.0.cluster.lock().unwrap();
+        cluster.served.iter().copied().find(|served| served.same(group, plural) && served.version == version)
+    };
+    let Some(resource) = resource else { return not_found() };
+    if let Some(failure) = api.refusal(resource, "patch") {
+        return failure;
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if content_type != "application/apply-patch+yaml" {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "the fake takes server-side applies only",
+        );
+    }
+    let query: BTreeMap<&str, &str> =
+        uri.query().unwrap_or_default().split('&').filter_map(|pair| pair.split_once('=')).collect();
+    let Some(field_manager) = query.get("fieldManager") else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "PATCH, application/apply-patch+yaml: fieldManager is required",
+        );
+    };
+    let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", "the body is not JSON");
+    };
+    if object.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", "the name of the object does not match the URL");
+    }
+    object["metadata"]["namespace"] = json!(namespace);
+    if let Some(uid) =
+        api.object(resource, namespace, name).and_then(|old| old["metadata"]["uid"].as_str().map(str::to_owned))
+    {
+        object["metadata"]["uid"] = json!(uid);
+    }
+    api.0.applies.lock().unwrap().push(Apply {
+        field_manager: (*field_manager).to_owned(),
+        force: query.get("force") == Some(&"true"),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        body: serde_json::from_slice(body).unwrap(),
+    });
+    api.put_object(resource, object, true);
+    json_response(api.object(resource, namespace, name).unwrap())
 }
 
 /// `/apis`: every group of a served resource, versions in the order first served
@@ -500,7 +603,20 @@ fn resources(api: &FakeApi, group: &str, version: &str) -> Response {
     )
 }
 
-async fn list_collection(api: &FakeApi, resource: Resource, namespace: Option<&str>, metadata_only: bool) -> Response {
+/// A list, in pages of `limit` objects when asked: the `continue` token of the
+/// next page is the index of its first object.
+async fn list_collection(
+    api: &FakeApi,
+    resource: Resource,
+    namespace: Option<&str>,
+    metadata_only: bool,
+    query: &[(&str, &str)],
+) -> Response {
+    let asked = |name: &str| query.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
+    let limit: Option<usize> = asked("limit").and_then(|limit| limit.parse().ok()).filter(|limit| *limit > 0);
+    let token = asked("continue").filter(|token| !token.is_empty()).map(str::to_owned);
+    api.0.lists.lock().unwrap().push((resource.plural, limit, token.clone()));
+    let start: usize = token.as_deref().map_or(0, |token| token.parse().unwrap_or(0));
     let mut open = api.0.list_open.subscribe();
     let _ = open.wait_for(|open| *open).await;
     if let Some(failure) = api.refusal(resource, "list") {
@@ -518,15 +634,18 @@ async fn list_collection(api: &FakeApi, resource: Resource, namespace: Option<&s
         })
         .map(|(_, object)| as_requested(object, metadata_only))
         .collect();
+    let total = items.len();
+    let end = limit.map_or(total, |limit| (start + limit).min(total));
+    let items: Vec<Value> = items.into_iter().skip(start).take(end.saturating_sub(start)).collect();
+    let next = (end < total).then(|| end.to_string());
     let version = api.0.version.load(Ordering::SeqCst).to_string();
     let (api_version, kind) = if metadata_only {
         ("meta.k8s.io/v1".to_owned(), "PartialObjectMetadataList".to_owned())
     } else {
         (resource.api_version(), format!("{}List", resource.kind))
     };
-    json_response(
-        json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": version}, "items": items}),
-    )
+    json_response(json!({"apiVersion": api_version, "kind": kind,
+               "metadata": {"resourceVersion": version, "continue": next}, "items": items}))
 }
 
 fn watch_collection(

@@ -8,13 +8,15 @@
 //! - [`manifests`]: `manifests/` rendered with kubectl or kustomize, read as
 //!   k8s-openapi types;
 //! - [`fake_api`]: a Kubernetes API server in process (discovery, list, watch,
-//!   GET), for the cluster caches; [`logs`]: their log lines captured.
+//!   GET), for the cluster caches; [`logs`]: their log lines captured;
+//! - [`schema`]: the JSON Schema check of the documented output schemas.
 #![allow(dead_code)]
 
 pub mod fake_api;
 pub mod http;
 pub mod logs;
 pub mod manifests;
+pub mod schema;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
