@@ -105,6 +105,14 @@ impl Review {
         let parse = |json: Option<&str>| json.filter(|_| kind != Kind::Other).map(|json| parse_object(kind, json));
         let object = parse(parts.object);
         let old_object = if parts.operation == Operation::Update { parse(parts.old_object) } else { None };
+        Review::assemble_parsed(parts, object, old_object)
+    }
+
+    /// [`Review::assemble`] with the objects already parsed (the webhook's
+    /// one-pass decoder): `object` and `old_object` as `assemble` would have
+    /// parsed them; the texts in `parts` are not read.
+    pub(crate) fn assemble_parsed(parts: Parts<'_>, object: Option<Object>, old_object: Option<Object>) -> Review {
+        let kind = Kind::of(parts.group, parts.kind);
         let mut name = parts.name;
         if name.is_empty() {
             let given = |field: &Option<String>| field.clone().filter(|name| !name.is_empty());

@@ -135,13 +135,13 @@ fn assert_mentions_exist(file: &str, expected_paths: &[&str]) {
 fn mentions_are_found() {
     let (paths, targets) = mentions(
         "See DESIGN.md, `benches/load.sh` and [the schema](docs/check-output.schema.json). \
-         Run `make bench-count`, then target/release/portcullis in /tmp/base; review/service-large \
+         Run `make compare-gatekeeper`, then target/release/portcullis in /tmp/base; review/service-large \
          and https://example.com/x.md are not paths; a bare `make` does not make things.\n\
          ```sh\nmake fuzz FUZZ_SECONDS=5\n```\n",
     );
     assert_eq!(paths, ["DESIGN.md", "benches/load.sh", "docs/check-output.schema.json"]);
-    assert_eq!(targets, ["bench-count", "fuzz"]);
-    assert!(!repo("DESIGN.md").exists() && !make_targets().contains(&"bench-count".to_owned()));
+    assert_eq!(targets, ["compare-gatekeeper", "fuzz"]);
+    assert!(!repo("DESIGN.md").exists() && !make_targets().contains(&"compare-gatekeeper".to_owned()));
 }
 
 #[test]

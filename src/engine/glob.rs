@@ -12,6 +12,11 @@ pub struct Globs(Vec<Glob>);
 struct Glob {
     /// A pattern without metacharacters is compared directly (the common case).
     literal: Option<String>,
+    /// The text before the first metacharacter and after the last one: a
+    /// string that does not start and end with them cannot match, which is
+    /// checked before the pattern (most candidates fail there).
+    prefix: String,
+    suffix: String,
     pattern: glob::Pattern,
 }
 
@@ -23,7 +28,10 @@ impl Globs {
                 let p = p.as_ref();
                 let pattern = glob::Pattern::new(p).map_err(|e| format!("invalid glob {p:?}: {}", e.msg))?;
                 let literal = (!p.contains(['*', '?', '['])).then(|| p.to_owned());
-                Ok(Glob { literal, pattern })
+                const META: [char; 4] = ['*', '?', '[', ']'];
+                let prefix = p.find(META).map_or(p, |end| &p[..end]).to_owned();
+                let suffix = p.rfind(META).map_or("", |start| &p[start + 1..]).to_owned();
+                Ok(Glob { literal, prefix, suffix, pattern })
             })
             .collect::<Result<_, _>>()
             .map(Globs)
@@ -36,7 +44,11 @@ impl Globs {
     pub fn matches(&self, candidate: &str) -> bool {
         self.0.iter().any(|glob| match &glob.literal {
             Some(literal) => literal == candidate,
-            None => glob.pattern.matches(candidate),
+            None => {
+                candidate.starts_with(&glob.prefix)
+                    && candidate.ends_with(&glob.suffix)
+                    && glob.pattern.matches(candidate)
+            }
         })
     }
 
@@ -66,6 +78,27 @@ mod tests {
         assert!(!globs.matches("prod"));
         assert!(!globs.matches("production-1"));
         assert!(!globs.matches("dev"));
+    }
+
+    #[test]
+    fn wildcards_match_only_between_their_literal_ends() {
+        let globs = Globs::new(&["*-snippet", "nginx.org/*-snippets", "team-?", "a[bc]d*x"]).unwrap();
+        for (candidate, matches) in [
+            ("nginx.ingress.kubernetes.io/server-snippet", true),
+            ("-snippet", true),
+            ("snippet", false),
+            ("nginx.org/location-snippets", true),
+            ("nginx.org/location-snippetz", false),
+            ("team-a", true),
+            ("team-", false),
+            ("team-ab", false),
+            ("abdx", true),
+            ("acd-x", true),
+            ("aed-x", false),
+            ("abd", false),
+        ] {
+            assert_eq!(globs.matches(candidate), matches, "{candidate}");
+        }
     }
 
     #[test]

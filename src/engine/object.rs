@@ -195,8 +195,20 @@ impl Object {
 }
 
 /// Builds a typed object from its `metadata` (without `managedFields`) and its
-/// `spec`, each parsed straight from the raw JSON.
+/// `spec`: in one pass over the JSON ([`one_pass::lean`]), and when that
+/// fails, in the passes below, which accept the same objects and whose errors
+/// are the ones reported (a duplicate key, which they take last, is one pass's
+/// only other refusal).
 fn lean<S: serde::de::DeserializeOwned, T>(
+    json: &str,
+    build: impl Fn(ObjectMeta, Option<S>) -> T,
+) -> Result<T, serde_json::Error> {
+    one_pass::lean(json).map(|(metadata, spec)| build(metadata, spec)).or_else(|_| lean_in_passes(json, build))
+}
+
+/// Reads the object into a map of raw fields, then `metadata` into another
+/// (dropping `managedFields`), then each field and `spec` into their types.
+fn lean_in_passes<S: serde::de::DeserializeOwned, T>(
     json: &str,
     build: impl FnOnce(ObjectMeta, Option<S>) -> T,
 ) -> Result<T, serde_json::Error> {
@@ -217,6 +229,220 @@ fn lean<S: serde::de::DeserializeOwned, T>(
     };
     let spec = present("spec").map(|raw| serde_json::from_str(raw.get())).transpose()?;
     Ok(build(metadata, spec))
+}
+
+/// The lean parser in one pass: the object's fields are read in order,
+/// `metadata` straight into [`ObjectMeta`] with `managedFields` skipped
+/// unread, `spec` into its type, everything else skipped. Keys are borrowed
+/// from the text, as the passes of [`lean_in_passes`] read them, so an escaped
+/// key fails both ways alike.
+mod one_pass {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::{Deserialize, forward_to_deserialize_any};
+
+    pub(super) fn lean<S: DeserializeOwned>(json: &str) -> Result<(ObjectMeta, Option<S>), serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let parts = lean_from(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(parts)
+    }
+
+    /// `metadata` and `spec` of the object `deserializer` is at.
+    pub(super) fn lean_from<'de, D: Deserializer<'de>, S: DeserializeOwned>(
+        deserializer: D,
+    ) -> Result<(ObjectMeta, Option<S>), D::Error> {
+        let (metadata, spec) = deserializer.deserialize_map(Fields::<S>(PhantomData))?;
+        Ok((metadata.unwrap_or_default(), spec))
+    }
+
+    struct Fields<S>(PhantomData<S>);
+
+    impl<'de, S: DeserializeOwned> Visitor<'de> for Fields<S> {
+        type Value = (Option<ObjectMeta>, Option<S>);
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut metadata, mut spec) = (None, None);
+            while let Some(key) = map.next_key::<&'de str>()? {
+                match key {
+                    "metadata" if metadata.is_none() => metadata = Some(map.next_value_seed(Metadata)?),
+                    "spec" if spec.is_none() => spec = Some(map.next_value::<Option<S>>()?),
+                    "metadata" => return Err(de::Error::duplicate_field("metadata")),
+                    "spec" => return Err(de::Error::duplicate_field("spec")),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok((metadata.flatten(), spec.flatten()))
+        }
+    }
+
+    /// `metadata`, or `None` for `null`.
+    struct Metadata;
+
+    impl<'de> DeserializeSeed<'de> for Metadata {
+        type Value = Option<ObjectMeta>;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Metadata {
+        type Value = Option<ObjectMeta>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("object metadata")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            ObjectMeta::deserialize(WithoutManagedFields(deserializer)).map(Some)
+        }
+    }
+
+    /// A map deserializer that leaves out the key `managedFields`.
+    struct WithoutManagedFields<D>(D);
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for WithoutManagedFields<D> {
+        type Error = D::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.0.deserialize_map(Filter(visitor))
+        }
+
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
+        }
+    }
+
+    struct Filter<V>(V);
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for Filter<V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            self.0.visit_map(FilteredMap(map))
+        }
+    }
+
+    struct FilteredMap<A>(A);
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilteredMap<A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+            loop {
+                match self.0.next_key::<&'de str>()? {
+                    None => return Ok(None),
+                    Some("managedFields") => {
+                        self.0.next_value::<IgnoredAny>()?;
+                    }
+                    Some(key) => {
+                        return seed.deserialize(de::value::BorrowedStrDeserializer::new(key)).map(Some);
+                    }
+                }
+            }
+        }
+
+        fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
+            self.0.next_value_seed(seed)
+        }
+    }
+}
+
+/// Reads an object of a known kind with the lean parser in one pass, where
+/// it is embedded in a larger document (an AdmissionReview's
+/// `request.object`), or `None` for `null`. An error leaves the document
+/// unread: the caller reads it again and hands the object's text to
+/// [`Object::from_json`], which says what does not fit.
+#[derive(Clone, Copy, Debug)]
+pub struct LeanSeed(pub Kind);
+
+impl<'de> serde::de::DeserializeSeed<'de> for LeanSeed {
+    type Value = Option<Object>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LeanSeed {
+    type Value = Option<Object>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        use one_pass::lean_from;
+        Ok(Some(match self.0 {
+            Kind::Service => {
+                let (metadata, spec) = lean_from(d)?;
+                Object::Service(Box::new(Service { metadata, spec, status: None }))
+            }
+            Kind::Ingress => {
+                let (metadata, spec) = lean_from(d)?;
+                Object::Ingress(Box::new(Ingress { metadata, spec, status: None }))
+            }
+            Kind::Gateway => {
+                let (metadata, spec) = lean_from(d)?;
+                Object::Gateway(Box::new(Gateway { metadata, spec: spec.unwrap_or_default() }))
+            }
+            Kind::ListenerSet => {
+                let (metadata, spec) = lean_from(d)?;
+                Object::ListenerSet(Box::new(ListenerSet { metadata, spec: spec.unwrap_or_default() }))
+            }
+            Kind::HttpRoute => {
+                let (metadata, spec) = lean_from(d)?;
+                Object::HttpRoute(Box::new(HttpRoute { metadata, spec: spec.unwrap_or_default() }))
+            }
+            Kind::GrpcRoute => {
+                let (metadata, spec) = lean_from(d)?;
+                Object::GrpcRoute(Box::new(GrpcRoute { metadata, spec: spec.unwrap_or_default() }))
+            }
+            Kind::TlsRoute => {
+                let (metadata, spec) = lean_from(d)?;
+                Object::TlsRoute(Box::new(TlsRoute { metadata, spec: spec.unwrap_or_default() }))
+            }
+            Kind::ReferenceGrant => {
+                let (metadata, spec) = lean_from(d)?;
+                Object::ReferenceGrant(Box::new(ReferenceGrant { metadata, spec: spec.unwrap_or_default() }))
+            }
+            Kind::Other => {
+                <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d)?;
+                Object::Other
+            }
+        }))
+    }
 }
 
 /// A typed object, or why the JSON does not fit the kind's schema.

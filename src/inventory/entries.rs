@@ -215,6 +215,7 @@ impl<'a> Context<'a> {
             controller,
             namespace: about.input.namespace,
             gateways: &self.gateways,
+            request: None,
         };
         let ingress_auth = self
             .rule(about, |rule| match rule {
@@ -305,7 +306,7 @@ impl<'a> Context<'a> {
                         _ => None,
                     })
                     .unwrap_or(&self.default_gateway_auth);
-                let subject = Subject { object, controller: None, namespace, gateways: &self.gateways };
+                let subject = Subject { object, controller: None, namespace, gateways: &self.gateways, request: None };
                 match gateway_auth.methods(&subject) {
                     Some(methods) if methods.is_empty() => {
                         Auth { method: AuthMethod::NotApplicable, detail: Some("only redirects".into()) }

@@ -10,12 +10,14 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::admission::{Parts, Requester};
 pub use crate::admission::{Review, V1, V1BETA1};
-use crate::engine::{Decision, Operation, PORTCULLIS, PolicySet, Severity};
+use crate::engine::object::LeanSeed;
+use crate::engine::{Decision, Kind, Object, Operation, PORTCULLIS, PolicySet, Severity};
 
 /// Why a request body is not a usable AdmissionReview (answered 400).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -79,9 +81,172 @@ struct WireUser {
     groups: Vec<String>,
 }
 
+/// The AdmissionReview read in one pass ([`Review::decode`]'s first way).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OnePassReview {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    request: Option<OnePassRequest>,
+}
+
+/// The request of [`OnePassReview`]: the same fields as [`WireRequest`], with
+/// the objects parsed into their types as they are read (`request.kind` and
+/// `request.operation` come first in what API servers send). It fails where
+/// [`WireRequest`] fails, and also when a field it needs comes after an
+/// object or an object does not fit its type: the body is then read again the
+/// other way, which gives the error or [`Object::Invalid`].
+struct OnePassRequest {
+    uid: String,
+    kind: WireKind,
+    name: String,
+    namespace: String,
+    operation: Operation,
+    user_info: WireUser,
+    object: Option<Object>,
+    old_object: Option<Object>,
+    dry_run: bool,
+}
+
+impl<'de> Deserialize<'de> for OnePassRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(OnePassVisitor)
+    }
+}
+
+struct OnePassVisitor;
+
+/// A request field's name, without allocating: `""` for a field not read.
+struct Field(&'static str);
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
+                const READ: [&str; 9] =
+                    ["uid", "kind", "name", "namespace", "operation", "userInfo", "dryRun", "object", "oldObject"];
+                Ok(Field(READ.into_iter().find(|field| *field == name).unwrap_or("")))
+            }
+        }
+        deserializer.deserialize_identifier(Name)
+    }
+}
+
+impl<'de> Visitor<'de> for OnePassVisitor {
+    type Value = OnePassRequest;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an admission request")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OnePassRequest, A::Error> {
+        fn set<T, E: de::Error>(slot: &mut Option<T>, value: T, field: &'static str) -> Result<(), E> {
+            match slot.replace(value) {
+                None => Ok(()),
+                Some(_) => Err(E::duplicate_field(field)),
+            }
+        }
+        let (mut uid, mut kind, mut name, mut namespace, mut operation) = (None, None, None, None, None);
+        let (mut user_info, mut object, mut old_object, mut dry_run) = (None, None, None, None);
+        let mut parsed_kind = None;
+        while let Some(Field(key)) = map.next_key::<Field>()? {
+            match key {
+                "uid" => set(&mut uid, map.next_value()?, "uid")?,
+                "kind" => {
+                    let wire: WireKind = map.next_value()?;
+                    parsed_kind = Some(Kind::of(&wire.group, &wire.kind));
+                    set(&mut kind, wire, "kind")?;
+                }
+                "name" => set(&mut name, map.next_value()?, "name")?,
+                "namespace" => set(&mut namespace, map.next_value()?, "namespace")?,
+                "operation" => set(&mut operation, map.next_value()?, "operation")?,
+                "userInfo" => set(&mut user_info, map.next_value()?, "userInfo")?,
+                "dryRun" => set(&mut dry_run, map.next_value()?, "dryRun")?,
+                "object" => {
+                    let kind = parsed_kind.ok_or_else(|| de::Error::custom("object before kind"))?;
+                    let value = match kind {
+                        Kind::Other => map.next_value::<IgnoredAny>().map(|_| None)?,
+                        kind => map.next_value_seed(LeanSeed(kind))?,
+                    };
+                    set(&mut object, value, "object")?;
+                }
+                "oldObject" => {
+                    let kind = parsed_kind.ok_or_else(|| de::Error::custom("oldObject before kind"))?;
+                    let update = operation.ok_or_else(|| de::Error::custom("oldObject before operation"))?;
+                    let value = match kind {
+                        Kind::Other => map.next_value::<IgnoredAny>().map(|_| None)?,
+                        _ if update != Operation::Update => map.next_value::<IgnoredAny>().map(|_| None)?,
+                        kind => map.next_value_seed(LeanSeed(kind))?,
+                    };
+                    set(&mut old_object, value, "oldObject")?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(OnePassRequest {
+            uid: uid.unwrap_or_default(),
+            kind: kind.ok_or_else(|| de::Error::missing_field("kind"))?,
+            name: name.unwrap_or_default(),
+            namespace: namespace.unwrap_or_default(),
+            operation: operation.ok_or_else(|| de::Error::missing_field("operation"))?,
+            user_info: user_info.unwrap_or_default(),
+            object: object.flatten(),
+            old_object: old_object.flatten(),
+            dry_run: dry_run.unwrap_or_default(),
+        })
+    }
+}
+
 impl Review {
-    /// Decodes a request body into the request model, objects parsed.
+    /// Decodes a request body into the request model, objects parsed: in one
+    /// pass when it can ([`OnePassRequest`]), else as below.
     pub fn decode(body: &[u8]) -> Result<Review, DecodeError> {
+        Self::decode_in_one_pass(body).map_or_else(|| Self::decode_in_passes(body), Ok)
+    }
+
+    /// The review when the body is valid UTF-8 (what reading the object's
+    /// text in [`Review::decode_in_passes`] requires), a valid AdmissionReview
+    /// and its objects fit their types; `None` otherwise.
+    fn decode_in_one_pass(body: &[u8]) -> Option<Review> {
+        let text = std::str::from_utf8(body).ok()?;
+        let wire: OnePassReview = serde_json::from_str(text).ok()?;
+        let api_version = match (wire.kind.as_str(), wire.api_version.as_str()) {
+            ("AdmissionReview", V1) => V1,
+            ("AdmissionReview", V1BETA1) => V1BETA1,
+            _ => return None,
+        };
+        let request = wire.request.filter(|request| !request.uid.is_empty())?;
+        Some(Review::assemble_parsed(
+            Parts {
+                api_version,
+                uid: request.uid,
+                group: &request.kind.group,
+                kind: &request.kind.kind,
+                name: request.name,
+                namespace: request.namespace,
+                operation: request.operation,
+                requester: Requester { username: request.user_info.username, groups: request.user_info.groups },
+                object: None,
+                old_object: None,
+                dry_run: request.dry_run,
+            },
+            request.object,
+            request.old_object,
+        ))
+    }
+
+    /// The review's fields in one pass with the objects kept as text, then
+    /// each object parsed on its own ([`Object::from_json`]).
+    fn decode_in_passes(body: &[u8]) -> Result<Review, DecodeError> {
         let wire: WireReview<'_> = serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
         if wire.kind != "AdmissionReview" {
             return Err(DecodeError::Kind(wire.kind));
@@ -146,7 +311,16 @@ impl Review {
                 audit_annotations,
             },
         };
-        serde_json::to_vec(&review).expect("a response always serializes")
+        // Written once into a buffer of about its size (the fixed part of an
+        // AdmissionReview response is under 200 bytes), not grown by doubling.
+        let response = &review.response;
+        let texts = response.status.as_ref().map_or(0, |status| status.message.len())
+            + response.warnings.iter().map(|warning| warning.len() + 3).sum::<usize>()
+            + response.patch.as_ref().map_or(0, String::len)
+            + response.audit_annotations.iter().map(|(key, value)| key.len() + value.len() + 6).sum::<usize>();
+        let mut body = Vec::with_capacity(256 + response.uid.len() + texts + texts / 8);
+        serde_json::to_writer(&mut body, &review).expect("a response always serializes");
+        body
     }
 }
 
@@ -186,7 +360,7 @@ struct WireStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Kind, Object, PolicyFinding};
+    use crate::engine::PolicyFinding;
     use serde_json::{Value, json};
 
     fn body(request: Value) -> Vec<u8> {
@@ -239,8 +413,13 @@ mod tests {
     #[test]
     fn encodes_denials_with_403_forbidden_and_a_base64_patch() {
         let review = Review::decode(&body(request())).unwrap();
-        let finding =
-            |policy, severity, text: &str| PolicyFinding { policy, severity, text: text.into(), pre_existing: false };
+        let finding = |policy, severity, text: &str| PolicyFinding {
+            policy,
+            severity,
+            text: text.into(),
+            pre_existing: false,
+            validation: None,
+        };
         let decision = Decision {
             findings: vec![
                 finding(Some(0), Severity::Deny, "one"),
@@ -267,6 +446,66 @@ mod tests {
                 "auditAnnotations": {"c": "[c] Service prod/web-: noted; [c] Service prod/web-: again"},
             }})
         );
+    }
+
+    /// Every captured review body of the repository.
+    fn captured_bodies() -> Vec<(String, Vec<u8>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut bodies = Vec::new();
+        for folder in ["v1.20", "v1.32", "demo", "gateway-api", "edge"] {
+            for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|extension| extension == "json") {
+                    bodies.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        assert!(bodies.len() >= 40, "{} bodies", bodies.len());
+        bodies
+    }
+
+    #[test]
+    fn every_captured_review_is_read_in_one_pass_as_the_passes_read_it() {
+        let mut one_pass = 0;
+        for (name, body) in captured_bodies() {
+            let passes = format!("{:?}", Review::decode_in_passes(&body));
+            let fast = Review::decode_in_one_pass(&body);
+            one_pass += usize::from(fast.is_some());
+            let fast = fast.map_or_else(|| Review::decode_in_passes(&body), Ok);
+            assert_eq!(format!("{fast:?}"), passes, "{name}");
+        }
+        // All of them: API servers send `kind` and `operation` before the
+        // objects (the edge case's malformed `status` is skipped unread).
+        assert_eq!(one_pass, captured_bodies().len());
+    }
+
+    #[test]
+    fn a_review_the_one_pass_cannot_read_is_read_in_passes() {
+        // The object before the kind, a duplicate `metadata` (the passes take
+        // the last), a field that does not fit, a request that is not a map.
+        let object = r#"{"metadata":{"name":"a"},"spec":{"type":"NodePort"}}"#;
+        let rest = r#""uid":"u","kind":{"kind":"Service"},"namespace":"prod","operation":"CREATE""#;
+        let wrap = |request: String| format!(r#"{{"apiVersion":"{V1}","kind":"AdmissionReview","request":{request}}}"#);
+        let object_first = wrap(format!(r#"{{"object":{object},{rest}}}"#));
+        let duplicate =
+            wrap(format!(r#"{{{rest},"object":{{"metadata":{{"name":"a"}},"metadata":{{"name":"b"}},"spec":{{}}}}}}"#));
+        let misfit = wrap(format!(r#"{{{rest},"object":{{"spec":{{"ports":[{{"port":"http"}}]}}}}}}"#));
+        for body in [&object_first, &duplicate, &misfit] {
+            assert!(Review::decode_in_one_pass(body.as_bytes()).is_none(), "{body}");
+        }
+        let name = |body: &str| Review::decode(body.as_bytes()).unwrap().name;
+        assert_eq!(name(&object_first), "a");
+        assert_eq!(name(&duplicate), "b");
+        assert!(matches!(
+            Review::decode(misfit.as_bytes()).unwrap().object,
+            Some(Object::Invalid { kind: Kind::Service, ref error }) if error.starts_with("spec.ports[0].port: invalid type")
+        ));
+        // Invalid UTF-8 in a field no one reads: refused, as the passes refuse it.
+        let mut bad =
+            wrap(format!(r#"{{{rest},"object":{{"metadata":{{"managedFields":[{{"x":"~"}}]}}}}}}"#)).into_bytes();
+        let tilde = bad.iter().position(|byte| *byte == b'~').unwrap();
+        bad[tilde] = 0xff;
+        assert!(matches!(Review::decode(&bad), Err(DecodeError::Json(_))));
     }
 
     #[test]

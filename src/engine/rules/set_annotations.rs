@@ -137,7 +137,13 @@ mod tests {
         };
         let mut patch = PatchBuilder::default();
         rule.mutate(
-            &Subject { object, controller, namespace: "shop", gateways: &crate::engine::gateway::view::EMPTY },
+            &Subject {
+                object,
+                controller,
+                namespace: "shop",
+                gateways: &crate::engine::gateway::view::EMPTY,
+                request: None,
+            },
             &mut patch,
         );
         serde_json::to_value(patch.build()).unwrap()
