@@ -24,7 +24,7 @@ help:
 	@echo '  CARGO=$(CARGO) CERTS=$(CERTS) LISTEN=$(LISTEN) ADMIN_LISTEN=$(ADMIN_LISTEN)'
 	@echo '  PROMTOOL=$(PROMTOOL) RULES=$(RULES) FUZZ_SECONDS=$(FUZZ_SECONDS)'
 
-.PHONY: run test fmt lint build release certs clean promtool promtool-test browser bench fuzz e2e
+.PHONY: run test fmt lint build release certs clean promtool promtool-test browser bench bench-count fuzz e2e
 
 ## run: serve the bundled policies on $(LISTEN) (admin on $(ADMIN_LISTEN)) with development certificates
 run: $(CERTS)/tls.crt
@@ -47,6 +47,7 @@ test: promtool browser lint
 	fi
 	$(CARGO) run --quiet -- policies --policies policies >/dev/null
 	$(CARGO) run --quiet -- test policies/tests --policies policies
+	$(CARGO) run --quiet -- test docs/examples/cel/tests --policies docs/examples/cel
 	$(MAKE) promtool-test
 	$(MAKE) e2e
 
@@ -92,6 +93,15 @@ bench:
 	$(CARGO) bench --bench engine
 	$(CARGO) build --release
 	benches/load.sh
+
+## bench-count: instructions per review under callgrind, total and by component (see BENCHMARKS.md)
+bench-count:
+	@for tool in valgrind h2load; do command -v $$tool >/dev/null 2>&1 && continue; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends valgrind nghttp2-client; \
+		else echo "$$tool not found: sudo apt-get install valgrind nghttp2-client" >&2; exit 1; fi; \
+	done
+	$(CARGO) build --release
+	benches/count.sh
 
 ## fuzz: run each cargo-fuzz target for FUZZ_SECONDS (default 60) from the seed corpus
 fuzz:

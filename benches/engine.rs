@@ -59,6 +59,59 @@ fn large_ingress() -> Value {
     review
 }
 
+/// A CREATE review of `object`, a `kind` of `group`, in `namespace`.
+fn review_of(group: &str, kind: &str, namespace: &str, object: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "00000000-0000-4000-8000-0000000000b1",
+        "kind": {"group": group, "version": "v1", "kind": kind},
+        "name": object["metadata"]["name"], "namespace": namespace, "operation": "CREATE",
+        "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
+        "object": object, "oldObject": null, "dryRun": false}})
+}
+
+/// A TLSRoute on the HTTPS listener of the known Gateway (`restrict-route-hostnames`, `routeTls`).
+fn tls_route() -> Value {
+    review_of(
+        "gateway.networking.k8s.io",
+        "TLSRoute",
+        "production",
+        json!({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
+               "metadata": {"name": "db", "namespace": "production"},
+               "spec": {"parentRefs": [{"name": "public", "sectionName": "https"}], "hostnames": ["db.example.com"],
+                        "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]}}),
+    )
+}
+
+/// A ListenerSet whose HTTPS listener admits routes from every namespace
+/// (`gatewayListeners`, `gatewayAllowedRoutes`: denied in production).
+fn listener_set() -> Value {
+    review_of(
+        "gateway.networking.k8s.io",
+        "ListenerSet",
+        "production",
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet",
+               "metadata": {"name": "team-a", "namespace": "production"},
+               "spec": {"parentRef": {"name": "public"},
+                        "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "a.example.com",
+                                       "tls": {"certificateRefs": [{"name": "a-example-com"}]},
+                                       "allowedRoutes": {"namespaces": {"from": "All"}}}]}}),
+    )
+}
+
+/// The captured Ingress with one field changed by `edit`, in `namespace`.
+fn ingress_with(namespace: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut review = in_namespace(fixture("v1.32/ingress-create-tls.json"), namespace);
+    edit(&mut review["request"]["object"]);
+    review
+}
+
+/// The captured ClusterIP Service with its `spec` replaced, in `namespace`.
+fn service_with(namespace: &str, spec: Value) -> Value {
+    let mut review = in_namespace(fixture("v1.32/service-create-clusterip.json"), namespace);
+    review["request"]["object"]["spec"] = spec;
+    review
+}
+
 fn cases() -> Vec<(&'static str, Vec<u8>)> {
     let bytes = |v: Value| serde_json::to_vec(&v).unwrap();
     vec![
@@ -73,6 +126,45 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ("httproute-denied", bytes(fixture("gateway-api/httproute-create-on-http-listener.json"))),
         ("grpcroute-denied", bytes(fixture("gateway-api/grpcroute-create-on-http-listener.json"))),
         ("referencegrant-denied", bytes(fixture("gateway-api/referencegrant-create-secrets-from-any.json"))),
+        ("tlsroute", bytes(tls_route())),
+        ("listenerset-denied", bytes(listener_set())),
+        // sourceRanges: two halves of IPv4 are the whole internet (denied).
+        (
+            "loadbalancer-split-ranges-denied",
+            bytes(service_with(
+                "production",
+                json!({"type": "LoadBalancer", "ports": [{"port": 443}],
+                       "loadBalancerSourceRanges": ["0.0.0.0/1", "128.0.0.0/1"]}),
+            )),
+        ),
+        // externalName: a Service pointing at localhost (denied).
+        (
+            "externalname-denied",
+            bytes(service_with("dev", json!({"type": "ExternalName", "externalName": "localhost"}))),
+        ),
+        // annotationValues: nginx syntax in auth-url (denied).
+        (
+            "ingress-annotation-value-denied",
+            bytes(ingress_with("dev", |object| {
+                object["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"] =
+                    json!("http://auth.example.com/;}location /x{");
+            })),
+        ),
+        // ingressPaths: a path into /etc (denied).
+        (
+            "ingress-path-denied",
+            bytes(ingress_with("dev", |object| {
+                object["spec"]["rules"][0]["http"]["paths"][0]["path"] = json!("/../etc/passwd");
+            })),
+        ),
+        // wildcardHosts: a wildcard rule host covered by TLS (warned).
+        (
+            "ingress-wildcard-host",
+            bytes(ingress_with("dev", |object| {
+                object["spec"]["rules"][0]["host"] = json!("*.example.com");
+                object["spec"]["tls"][0]["hosts"] = json!(["*.example.com"]);
+            })),
+        ),
     ]
 }
 
@@ -95,6 +187,9 @@ fn benches(c: &mut Criterion) {
     let mut evaluate = c.benchmark_group("evaluate");
     for (name, body) in cases() {
         let review = Review::decode(&body).unwrap();
+        // Each case takes the path its name says: denied only when named so.
+        let decision = engine::evaluate(&input(&review, &view, Stage::Validate), &set, NamespaceLabels::none());
+        assert_eq!(!decision.allowed(), name.ends_with("-denied"), "{name}: {:?}", decision.findings);
         evaluate.bench_function(name, |b| {
             b.iter(|| {
                 engine::evaluate(black_box(&input(&review, &view, Stage::Validate)), &set, NamespaceLabels::none())

@@ -78,6 +78,12 @@ pub struct AuditSeries {
     pub environment: String,
 }
 
+/// `portcullis_cel_cost_exceeded_total`: one series per policy with a `cel` rule.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CelLabels {
+    policy: Arc<str>,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
@@ -151,6 +157,58 @@ pub struct Metrics {
     audit_duration: Gauge<f64, AtomicU64>,
     audit_scans: Family<ResultLabels, Counter>,
     audit_report_writes: Family<ResultLabels, Counter>,
+    cel_cost_exceeded: Family<CelLabels, Counter>,
+    /// The series a review records, each looked up in its family once.
+    handles: Handles,
+}
+
+/// Series of the review metrics, resolved on first use and kept, so that a
+/// review increments counters without building, hashing or allocating label
+/// sets (a series still appears only once it has been counted).
+struct Handles {
+    /// `admission_requests` by webhook, operation (or none), kind, decision
+    /// and dry run; see [`Handles::request`].
+    requests: Box<[std::sync::OnceLock<Counter>]>,
+    /// `admission_duration` by webhook.
+    duration: [std::sync::OnceLock<Histogram>; 2],
+    /// `policy_results` of the policy set serving: rebuilt when another set is
+    /// first recorded.
+    policy_results: std::sync::RwLock<Arc<PolicyResultHandles>>,
+}
+
+/// `policy_results` series of one policy set: per policy, by result.
+#[derive(Default)]
+struct PolicyResultHandles {
+    /// The policies' names, to recognise the set (by pointer).
+    names: Vec<Arc<str>>,
+    results: Vec<[std::sync::OnceLock<Counter>; 3]>,
+}
+
+const OPERATIONS: [Operation; 4] = [Operation::Create, Operation::Update, Operation::Delete, Operation::Connect];
+const VERDICTS: usize = 3;
+
+impl Handles {
+    fn new() -> Self {
+        let series = 2 * (OPERATIONS.len() + 1) * (Kind::KNOWN.len() + 1) * VERDICTS * 2;
+        Handles {
+            requests: (0..series).map(|_| std::sync::OnceLock::new()).collect(),
+            duration: Default::default(),
+            policy_results: std::sync::RwLock::default(),
+        }
+    }
+
+    /// The index of a series of `admission_requests`.
+    fn request(stage: Stage, operation: Option<Operation>, kind: Kind, verdict: Verdict, dry_run: bool) -> usize {
+        let stage = match stage {
+            Stage::Validate => 0,
+            Stage::Mutate => 1,
+        };
+        let operation = operation.and_then(|op| OPERATIONS.iter().position(|o| *o == op)).unwrap_or(OPERATIONS.len());
+        let kind = Kind::KNOWN.iter().position(|k| *k == kind).unwrap_or(Kind::KNOWN.len());
+        let verdict = verdict as usize;
+        (((stage * (OPERATIONS.len() + 1) + operation) * (Kind::KNOWN.len() + 1) + kind) * VERDICTS + verdict) * 2
+            + usize::from(dry_run)
+    }
 }
 
 impl Default for Metrics {
@@ -247,6 +305,12 @@ impl Metrics {
             "Background audit scans by result (failure: the scan panicked; the next one runs as planned)",
             audit_scans.clone(),
         );
+        let cel_cost_exceeded = Family::<CelLabels, Counter>::default();
+        registry.register(
+            "cel_cost_exceeded",
+            "Evaluations of a cel rule cut off by its cost limit (the rule counts as failed: fail closed)",
+            cel_cost_exceeded.clone(),
+        );
         let audit_report_writes = Family::<ResultLabels, Counter>::default();
         registry.register(
             "audit_report_writes",
@@ -277,6 +341,8 @@ impl Metrics {
             audit_duration,
             audit_scans,
             audit_report_writes,
+            cel_cost_exceeded,
+            handles: Handles::new(),
         }
     }
 
@@ -348,17 +414,26 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let verdict = if decision.allowed() { Verdict::Allowed } else { Verdict::Denied };
-        self.record_request(stage, operation.as_str(), kind.as_str(), verdict, dry_run, elapsed);
+        self.record_request(stage, Some(operation), kind, verdict, dry_run, elapsed);
         let all = policies.policies();
-        for result in &decision.results {
-            let policy = &all[result.policy];
-            self.policy_results
-                .get_or_create(&PolicyResultLabels {
-                    policy: policy.shared_name().clone(),
-                    action: policy.action().as_str(),
-                    result: outcome(result.outcome),
+        if !decision.results.is_empty() {
+            let handles = self.policy_result_handles(policies);
+            for result in &decision.results {
+                let slot = &handles.results[result.policy][result.outcome as usize];
+                slot.get_or_init(|| {
+                    let policy = &all[result.policy];
+                    self.policy_results.get_or_create_owned(&PolicyResultLabels {
+                        policy: policy.shared_name().clone(),
+                        action: policy.action().as_str(),
+                        result: outcome(result.outcome),
+                    })
                 })
                 .inc();
+            }
+        }
+        for &index in &decision.cost_exceeded {
+            let policy = all[index].shared_name().clone();
+            self.cel_cost_exceeded.get_or_create(&CelLabels { policy }).inc();
         }
         let reject = |policy: Arc<str>| {
             self.rejections
@@ -403,33 +478,59 @@ impl Metrics {
 
     /// Records a request that could not be answered with a review.
     pub fn record_error(&self, stage: Stage, elapsed: Duration) {
-        self.record_request(stage, "unknown", Kind::Other.as_str(), Verdict::Error, false, elapsed);
+        self.record_request(stage, None, Kind::Other, Verdict::Error, false, elapsed);
     }
 
+    /// `operation` is `None` for a request that was not a readable review.
     fn record_request(
         &self,
         stage: Stage,
-        operation: &'static str,
-        kind: &'static str,
+        operation: Option<Operation>,
+        kind: Kind,
         verdict: Verdict,
         dry_run: bool,
         elapsed: Duration,
     ) {
-        let decision = match verdict {
-            Verdict::Allowed => "allowed",
-            Verdict::Denied => "denied",
-            Verdict::Error => "error",
-        };
-        self.requests
-            .get_or_create(&RequestLabels {
-                webhook: webhook(stage),
-                operation,
-                kind,
-                decision,
-                dry_run: dry_run_label(dry_run),
+        let index = Handles::request(stage, operation, kind, verdict, dry_run);
+        self.handles.requests[index]
+            .get_or_init(|| {
+                let decision = match verdict {
+                    Verdict::Allowed => "allowed",
+                    Verdict::Denied => "denied",
+                    Verdict::Error => "error",
+                };
+                self.requests.get_or_create_owned(&RequestLabels {
+                    webhook: webhook(stage),
+                    operation: operation.map_or("unknown", Operation::as_str),
+                    kind: kind.as_str(),
+                    decision,
+                    dry_run: dry_run_label(dry_run),
+                })
             })
             .inc();
-        self.duration.get_or_create(&WebhookLabels { webhook: webhook(stage) }).observe(elapsed.as_secs_f64());
+        let stage_index = usize::from(stage == Stage::Mutate);
+        self.handles.duration[stage_index]
+            .get_or_init(|| self.duration.get_or_create_owned(&WebhookLabels { webhook: webhook(stage) }))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The `policy_results` series of `policies`: those kept, when they are
+    /// of this set (its policies' names are the same allocations), else new.
+    fn policy_result_handles(&self, policies: &PolicySet) -> Arc<PolicyResultHandles> {
+        let same = |handles: &PolicyResultHandles| {
+            handles.names.len() == policies.len()
+                && handles.names.iter().zip(policies.policies()).all(|(name, p)| Arc::ptr_eq(name, p.shared_name()))
+        };
+        let current = self.handles.policy_results.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if same(&current) {
+            return current;
+        }
+        let fresh = Arc::new(PolicyResultHandles {
+            names: policies.policies().iter().map(|p| p.shared_name().clone()).collect(),
+            results: policies.policies().iter().map(|_| Default::default()).collect(),
+        });
+        *self.handles.policy_results.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
+        fresh
     }
 
     /// A policy set was loaded (at start or on reload).
@@ -557,6 +658,7 @@ mod tests {
             severity: crate::engine::Severity::Deny,
             text: "no".into(),
             pre_existing: false,
+            validation: None,
         });
         record(false, &denied);
         assert_eq!(mutation_samples(&metrics), Vec::<String>::new());
@@ -608,6 +710,61 @@ mod tests {
             rejections,
             [
                 r#"portcullis_admission_rejections_total{policy="portcullis",kind="Service",operation="CREATE",namespace="production",dry_run="false"} 1"#
+            ]
+        );
+    }
+
+    #[test]
+    fn policy_results_follow_the_policy_set_from_one_review_to_the_next() {
+        use crate::engine::{Outcome, PolicyResult};
+        let policy = |name: &str, action: &str| {
+            format!(
+                "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}}}\n\
+                 spec: {{action: {action}, rule: {{externalIPs: {{}}}}}}\n---\n"
+            )
+        };
+        let load = |text: String| crate::policy::load_sources(&[(std::path::PathBuf::from("p.yaml"), text)]).unwrap();
+        let first = load(policy("a", "Deny") + &policy("b", "Warn"));
+        // A reload: the same names in another order, `a` now a warning.
+        let reloaded = load(policy("b", "Warn") + &policy("a", "Warn"));
+        let metrics = Metrics::new();
+        let record = |set: &PolicySet, results: Vec<PolicyResult>| {
+            let decision = Decision { results, ..Decision::default() };
+            metrics.record_review(
+                Stage::Validate,
+                Operation::Create,
+                Kind::Service,
+                "dev",
+                false,
+                &decision,
+                set,
+                Duration::ZERO,
+            );
+        };
+        let result = |policy, outcome| PolicyResult { policy, outcome };
+        record(&first, vec![result(0, Outcome::Fail), result(1, Outcome::Pass)]);
+        record(&first, vec![result(0, Outcome::Fail), result(1, Outcome::Fail)]);
+        record(&reloaded, vec![result(0, Outcome::Pass), result(1, Outcome::Fail)]);
+        record(&first, vec![result(0, Outcome::Pass)]);
+        let samples: Vec<String> = metrics
+            .encode_prometheus()
+            .lines()
+            .filter(|l| {
+                l.starts_with("portcullis_policy_results_total{") || l.starts_with("portcullis_admission_requests")
+            })
+            .map(String::from)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            samples,
+            [
+                r#"portcullis_admission_requests_total{webhook="validate",operation="CREATE",kind="Service",decision="allowed",dry_run="false"} 4"#,
+                r#"portcullis_policy_results_total{policy="a",action="deny",result="fail"} 2"#,
+                r#"portcullis_policy_results_total{policy="a",action="deny",result="pass"} 1"#,
+                r#"portcullis_policy_results_total{policy="a",action="warn",result="fail"} 1"#,
+                r#"portcullis_policy_results_total{policy="b",action="warn",result="fail"} 1"#,
+                r#"portcullis_policy_results_total{policy="b",action="warn",result="pass"} 2"#,
             ]
         );
     }

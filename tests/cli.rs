@@ -134,7 +134,7 @@ fn an_invalid_policy_set_is_refused_by_policies_and_serve() {
     let expected = format!(
         "portcullis: {}:5: Policy \"bad\": spec.rule.serviceTyp: unknown variant `serviceTyp`, expected one of \
          `serviceType`, `externalIPs`, `externalName`, `sourceRanges`, `ingressTls`, `ingressAuth`, \
-         `forbiddenAnnotations`, `setAnnotations`, `annotationValues`, `ingressPaths`, `wildcardHosts`, `gatewayListeners`, `gatewayAllowedRoutes`, `routeTls`, `routeHostnames`, `gatewayAuth`, `referenceGrants`, `grpcBackends`\n",
+         `forbiddenAnnotations`, `setAnnotations`, `annotationValues`, `ingressPaths`, `wildcardHosts`, `gatewayListeners`, `gatewayAllowedRoutes`, `routeTls`, `routeHostnames`, `gatewayAuth`, `referenceGrants`, `grpcBackends`, `cel`\n",
         dir.join("bad.yaml").display()
     );
     let out = portcullis().args(["policies", "--policies"]).arg(&dir).output().unwrap();

@@ -75,6 +75,14 @@ fn describe_patch(checked: &Checked) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// The `cel` validation a finding failed: its index and expression.
+fn validation(finding: &PolicyFinding, set: &PolicySet) -> Option<Value> {
+    let index = finding.validation?;
+    let crate::engine::rules::Rule::Cel(rule) = set.policies()[finding.policy?].rule() else { return None };
+    let expression = rule.validations.get(index)?.expression.0.source();
+    Some(json!({"index": index, "expression": expression}))
+}
+
 fn object_label(checked: &Checked) -> String {
     format!("{} {}/{}", checked.kind.as_str(), checked.namespace, checked.name)
 }
@@ -204,11 +212,15 @@ pub fn json(
             let v = &c.validation;
             let findings: Vec<Value> = findings(c)
                 .map(|finding| {
-                    json!({
+                    let mut entry = json!({
                         "severity": labels(finding.severity).2,
                         "policy": finding.policy.map_or(PORTCULLIS, |index| set.policies()[index].name()),
                         "message": c.line(finding, set),
-                    })
+                    });
+                    if let Some(validation) = validation(finding, set) {
+                        entry["validation"] = validation;
+                    }
+                    entry
                 })
                 .collect();
             json!({
@@ -305,7 +317,7 @@ pub fn sarif(
             "logicalLocations": [{"fullyQualifiedName": object_label(c), "kind": "resource"}],
         }]);
         // The rule is the finding's policy; portcullis' own notices are the rule `portcullis`.
-        let mut push = |policy: Option<usize>, line: String, level: &str| {
+        let mut push = |policy: Option<usize>, line: String, level: &str, validation: Option<Value>| {
             let mut result = json!({
                 "ruleId": policy.map_or(PORTCULLIS, |index| set.policies()[index].name()),
                 "level": level,
@@ -315,17 +327,20 @@ pub fn sarif(
             if let Some(index) = policy {
                 result["ruleIndex"] = json!(index);
             }
+            if let Some(validation) = validation {
+                result["properties"] = json!({"validation": validation});
+            }
             results.push(result);
         };
         for finding in findings(c) {
-            push(finding.policy, c.line(finding, set), labels(finding.severity).3);
+            push(finding.policy, c.line(finding, set), labels(finding.severity).3, validation(finding, set));
         }
         // One result per mutating policy, with what it adds, so each maps to its rule.
         let fixes = describe_patch(c);
         for &index in &c.mutation.mutated_by {
             let own: Vec<&str> = fixes.iter().filter(|(by, _)| *by == index).map(|(_, fix)| fix.as_str()).collect();
             let line = format!("[{}] {}: would add {}", set.policies()[index].name(), object_label(c), own.join(", "));
-            push(Some(index), line, "note");
+            push(Some(index), line, "note", None);
         }
     }
     for entry in not_checked {

@@ -55,6 +55,8 @@ pub struct PolicyFinding {
     /// A Deny finding the old object already had, downgraded to a warning
     /// (its line ends in [`EXISTING`]).
     pub pre_existing: bool,
+    /// For a failed validation of a `cel` rule, its index in `validations`.
+    pub validation: Option<usize>,
 }
 
 /// How one matched policy came out, for the `portcullis_policy_results_total` metric.
@@ -88,6 +90,8 @@ pub struct Decision {
     pub mutated_by: Vec<usize>,
     /// One entry per matched policy that was evaluated.
     pub results: Vec<PolicyResult>,
+    /// Policies (by index) whose `cel` evaluation was cut off by its cost limit.
+    pub cost_exceeded: Vec<usize>,
 }
 
 impl Decision {
@@ -180,8 +184,13 @@ mod tests {
     #[test]
     fn a_denied_request_carries_only_notices() {
         let set = PolicySet::default();
-        let finding =
-            |severity| PolicyFinding { policy: None, severity, text: severity.as_str().into(), pre_existing: false };
+        let finding = |severity| PolicyFinding {
+            policy: None,
+            severity,
+            text: severity.as_str().into(),
+            pre_existing: false,
+            validation: None,
+        };
         let mut decision = Decision {
             findings: vec![finding(Severity::Warn), finding(Severity::Notice), finding(Severity::Audit)],
             ..Decision::default()

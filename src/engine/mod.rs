@@ -4,6 +4,7 @@
 //! around [`evaluate`]. The request model is in [`input`], the answer in
 //! [`decision`].
 
+pub mod cel;
 pub mod controller;
 pub mod decision;
 pub mod gateway;
@@ -37,6 +38,10 @@ pub enum Finding {
     /// route attaches to is unknown, so it was judged as strictly as it could
     /// be): a portcullis notice, sent whatever the verdict, said once.
     Notice(String),
+    /// A failed validation of a `cel` rule: counts against the policy like a
+    /// violation; `validation` is its index (`None` for a variable that could
+    /// not be evaluated), `cost_exceeded` whether the evaluation was cut off.
+    Cel { text: String, validation: Option<usize>, cost_exceeded: bool },
 }
 
 /// Evaluates one admission request against the policy set, given the labels of
@@ -59,22 +64,33 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         _ => None,
     };
     let mut patch = PatchBuilder::default();
+    // The namespace's environments, matched once rather than once per policy.
+    let membership: Vec<bool> =
+        policies.environments().iter().map(|environment| environment.contains(input.namespace, labels)).collect();
+    let in_environment = |index: usize| membership[index];
 
     for (index, policy) in policies.policies().iter().enumerate() {
         if policy.rule().stage() != input.stage
-            || !policy.applies_to(input, labels, policies.environments())
+            || !policy.applies_in(input, &in_environment)
             || policy.is_excepted(&input.user)
         {
             continue;
         }
-        let subject = rules::Subject { object, controller, namespace: input.namespace, gateways: input.gateways };
+        let request = Some(rules::Request { input, labels });
+        let subject =
+            rules::Subject { object, controller, namespace: input.namespace, gateways: input.gateways, request };
         if input.stage == Stage::Mutate {
             patch.set_owner(index);
             policy.rule().mutate(&subject, &mut patch);
             continue;
         }
-        let finding =
-            |severity, text: String, pre_existing| PolicyFinding { policy: Some(index), severity, text, pre_existing };
+        let finding = |severity, text: String, pre_existing, validation| PolicyFinding {
+            policy: Some(index),
+            severity,
+            text,
+            pre_existing,
+            validation,
+        };
 
         if let Object::Invalid { error, .. } = object {
             // No rule can judge it, so no policy's name is on it: denied once
@@ -86,6 +102,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
                     severity: Severity::Deny,
                     text: unreadable(input.kind, error),
                     pre_existing: false,
+                    validation: None,
                 });
             }
             decision.results.push(PolicyResult { policy: index, outcome: Outcome::Error });
@@ -97,7 +114,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
             let text = match found {
                 Finding::Warning(text) => {
                     if policy.action() != Action::Audit {
-                        decision.findings.push(finding(Severity::Warn, text, false));
+                        decision.findings.push(finding(Severity::Warn, text, false, None));
                     }
                     continue;
                 }
@@ -107,16 +124,24 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
                         severity: Severity::Notice,
                         text,
                         pre_existing: false,
+                        validation: None,
                     });
                     continue;
                 }
-                Finding::Violation(ref text) => text,
+                Finding::Violation(ref text) => (text, None),
+                Finding::Cel { ref text, validation, cost_exceeded } => {
+                    if cost_exceeded {
+                        decision.cost_exceeded.push(index);
+                    }
+                    (text, validation)
+                }
             };
+            let (text, validation) = text;
             outcome = Outcome::Fail;
             let existed = policy.existing_violations() == ExistingViolations::Warn
                 && input.operation == Operation::Update
                 && old_findings
-                    .get_or_insert_with(|| old_violations(input, policy, policies.controllers()))
+                    .get_or_insert_with(|| old_violations(input, policy, policies.controllers(), labels))
                     .contains(&found);
             let (severity, pre_existing) = match (policy.action(), existed) {
                 (Action::Deny, false) => (Severity::Deny, false),
@@ -124,7 +149,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
                 (Action::Warn, _) => (Severity::Warn, false),
                 (Action::Audit, _) => (Severity::Audit, false),
             };
-            decision.findings.push(finding(severity, text.clone(), pre_existing));
+            decision.findings.push(finding(severity, text.clone(), pre_existing, validation));
         }
         decision.results.push(PolicyResult { policy: index, outcome });
     }
@@ -144,6 +169,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
                 input.namespace
             ),
             pre_existing: false,
+            validation: None,
         });
     }
     decision
@@ -171,7 +197,12 @@ fn dedupe(findings: &mut Vec<PolicyFinding>) {
 }
 
 /// The violations the object had before this update, to recognise existing ones.
-fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMap) -> Vec<Finding> {
+fn old_violations(
+    input: &Input<'_>,
+    policy: &Policy,
+    controllers: &ControllerMap,
+    labels: NamespaceLabels<'_>,
+) -> Vec<Finding> {
     let Some(old) = input.old_object else { return Vec::new() };
     let controller = match old {
         Object::Ingress(ingress) => controllers.resolve(ingress, input.ingress_classes),
@@ -182,6 +213,7 @@ fn old_violations(input: &Input<'_>, policy: &Policy, controllers: &ControllerMa
         controller,
         namespace: input.namespace,
         gateways: input.gateways,
+        request: Some(rules::Request { input, labels }),
     })
 }
 
@@ -190,7 +222,7 @@ mod tests {
     use super::*;
 
     fn finding(policy: Option<usize>, severity: Severity, text: &str) -> PolicyFinding {
-        PolicyFinding { policy, severity, text: text.to_owned(), pre_existing: false }
+        PolicyFinding { policy, severity, text: text.to_owned(), pre_existing: false, validation: None }
     }
 
     #[test]

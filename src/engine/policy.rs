@@ -265,14 +265,21 @@ impl Policy {
 
     /// Whether the policy applies to this request (kind, operation, namespace, environment).
     pub fn applies_to(&self, input: &Input<'_>, labels: NamespaceLabels<'_>, environments: &[Environment]) -> bool {
+        self.applies_in(input, &|env| environments[env].contains(input.namespace, labels))
+    }
+
+    /// [`Policy::applies_to`] with the namespace's membership of each
+    /// environment (by index into [`PolicySet::environments`]) told by
+    /// `in_environment`: `evaluate` works it out once per review, not once per
+    /// policy.
+    pub fn applies_in(&self, input: &Input<'_>, in_environment: &dyn Fn(usize) -> bool) -> bool {
         let m = &self.matches;
         m.kinds.contains(&input.kind)
             && m.operations.contains(&input.operation)
             && (m.namespaces.is_empty() || m.namespaces.matches(input.namespace))
             && !m.exclude_namespaces.matches(input.namespace)
-            && (m.environments.is_empty()
-                || m.environments.iter().any(|&env| environments[env].contains(input.namespace, labels)))
-            && !m.exclude_environments.iter().any(|&env| environments[env].contains(input.namespace, labels))
+            && (m.environments.is_empty() || m.environments.iter().any(|&env| in_environment(env)))
+            && !m.exclude_environments.iter().any(|&env| in_environment(env))
     }
 
     /// Whether an exception lets this user bypass the policy.

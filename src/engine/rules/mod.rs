@@ -5,6 +5,7 @@
 //! unknown parameters are load errors.
 
 pub mod annotation_values;
+pub mod cel;
 pub mod external_ips;
 pub mod external_name;
 pub mod forbidden_annotations;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 
 use super::controller::Family;
 use super::gateway::GatewayView;
+use super::input::{Input, NamespaceLabels};
 use super::object::{Kind, Object};
 use super::patch::PatchBuilder;
 use super::{Finding, Stage};
@@ -42,6 +44,16 @@ pub struct Subject<'a> {
     pub namespace: &'a str,
     /// What routes attach to and what targets them, as far as known.
     pub gateways: &'a GatewayView,
+    /// The whole request, for rules that read more than the object (`cel`);
+    /// `None` where an object is judged outside a request (the inventory).
+    pub request: Option<Request<'a>>,
+}
+
+/// The admission request a subject comes from, and its namespace's labels.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub input: &'a Input<'a>,
+    pub labels: NamespaceLabels<'a>,
 }
 
 impl Subject<'_> {
@@ -86,6 +98,7 @@ pub enum Rule {
     GatewayAuth(gateway_auth::GatewayAuth),
     ReferenceGrants(reference_grants::ReferenceGrants),
     GrpcBackends(grpc_backends::GrpcBackends),
+    Cel(cel::Cel),
 }
 
 const SERVICE: &[Kind] = &[Kind::Service];
@@ -117,6 +130,7 @@ impl Rule {
             Rule::GatewayAuth(_) => "gatewayAuth",
             Rule::ReferenceGrants(_) => "referenceGrants",
             Rule::GrpcBackends(_) => "grpcBackends",
+            Rule::Cel(_) => "cel",
         }
     }
 
@@ -134,6 +148,9 @@ impl Rule {
             Rule::RouteHostnames(_) => ROUTES,
             Rule::ReferenceGrants(_) => &[Kind::ReferenceGrant],
             Rule::GrpcBackends(_) => &[Kind::HttpRoute],
+            // Gateway API objects are read into lean types that hold only the
+            // fields the built-in rules read: a CEL rule would see a partial object.
+            Rule::Cel(_) => BOTH,
         }
     }
 
@@ -165,6 +182,7 @@ impl Rule {
             (Rule::GatewayAuth(rule), _) => rule.check(subject, &mut findings),
             (Rule::ReferenceGrants(rule), _) => rule.check(subject, &mut findings),
             (Rule::GrpcBackends(rule), _) => rule.check(subject, &mut findings),
+            (Rule::Cel(rule), _) => rule.check(subject, &mut findings),
             (Rule::ForbiddenAnnotations(rule), object) => {
                 if let Some(metadata) = object.metadata() {
                     rule.check(metadata, &mut findings)
@@ -219,7 +237,7 @@ pub(crate) mod testing {
             Object::Ingress(ingress) => ControllerMap::default().family_of(ingress),
             _ => None,
         };
-        rule.check(&Subject { object, controller, namespace: "shop", gateways })
+        rule.check(&Subject { object, controller, namespace: "shop", gateways, request: None })
     }
 
     /// A Gateway API object of the given kind from its JSON.

@@ -1,0 +1,70 @@
+use super::*;
+
+fn evaluate(source: &str) -> Evaluated {
+    let expression = Expression::compile(source).expect("compiles");
+    let list = Value::List(Arc::new((0..1000).map(Value::Int).collect()));
+    let object = map([("spec", map([("items", list)]))]);
+    Evaluation::new(object, Value::Null, Value::Null, Value::Null).evaluate(&expression)
+}
+
+#[test]
+fn a_comprehension_within_the_budget_runs_to_its_end() {
+    assert_eq!(evaluate("object.spec.items.all(i, i < 1000)"), Evaluated::Value(Value::Bool(true)));
+    assert_eq!(evaluate("object.spec.items.map(i, i * 2)[999]"), Evaluated::Value(Value::Int(1998)));
+}
+
+#[test]
+fn nested_comprehensions_over_a_large_list_are_cut_off() {
+    // 10^9 steps unbounded (minutes); cut off after STEP_LIMIT.
+    let started = std::time::Instant::now();
+    let result =
+        evaluate("object.spec.items.all(a, object.spec.items.all(b, object.spec.items.all(c, a + b + c >= 0)))");
+    assert_eq!(result, Evaluated::CostExceeded);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
+fn an_exceeded_budget_is_not_hidden_by_a_short_circuit() {
+    let source = "object.spec.items.exists(a, object.spec.items.exists(b, object.spec.items.exists(c, a + b + c < 0))) \
+                  || true";
+    assert_eq!(evaluate(source), Evaluated::CostExceeded);
+}
+
+#[test]
+fn a_list_built_quadratically_is_charged_by_its_size() {
+    assert_eq!(
+        evaluate("object.spec.items.map(a, object.spec.items.map(b, object.spec.items)).size() > 0"),
+        Evaluated::CostExceeded
+    );
+}
+
+#[test]
+fn what_the_interpreter_cannot_evaluate_is_a_compile_error() {
+    let error = Expression::compile("object.spec == google.protobuf.Struct{}").unwrap_err();
+    assert_eq!(error.message, "message construction (google.protobuf.Struct{...}) is not supported");
+    assert_eq!(error.column, 16);
+    let error = Expression::compile("params.x == 1").unwrap_err();
+    assert_eq!(
+        error,
+        CompileError {
+            line: 1,
+            column: 1,
+            message:
+                "`params` is not available in portcullis (variables: object, oldObject, request, namespaceObject, \
+                      variables)"
+                    .into()
+        }
+    );
+    let error = Expression::compile("true &&\n  objct.x").unwrap_err();
+    assert_eq!((error.line, error.column), (2, 3));
+    assert_eq!(error.to_string(), format!("line 2, column 3: {}", error.message));
+}
+
+#[test]
+fn comprehension_variables_are_in_scope_only_inside() {
+    assert!(Expression::compile("object.spec.items.all(i, i > 0)").is_ok());
+    assert_eq!(
+        Expression::compile("object.spec.items.all(i, i > 0) && i > 0").unwrap_err().message,
+        "undeclared reference to `i` (variables: object, oldObject, request, namespaceObject, variables)"
+    );
+}

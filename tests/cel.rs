@@ -1,0 +1,260 @@
+//! The `cel` rule end to end: policies loaded from YAML, reviews decoded as
+//! the webhook decodes them, exact verdicts and messages.
+
+mod common;
+
+use common::review;
+use portcullis::admission::Review;
+use portcullis::engine::{self, NamespaceLabels, PolicySet, Stage};
+use serde_json::{Value, json};
+
+fn policies(rule: &str) -> PolicySet {
+    let yaml = format!(
+        "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: custom}}\n\
+         spec:\n  action: Deny\n  rule:\n    cel:\n{rule}"
+    );
+    portcullis::policy::load_sources(&[("custom.yaml".into(), yaml)]).expect("the policy loads")
+}
+
+fn load_error(rule: &str) -> String {
+    let yaml = format!(
+        "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: custom}}\n\
+         spec:\n  action: Deny\n  rule:\n    cel:\n{rule}"
+    );
+    portcullis::policy::load_sources(&[("custom.yaml".into(), yaml)]).unwrap_err().to_string()
+}
+
+/// The denial message, or `None` when allowed.
+fn judge_with(set: &PolicySet, body: &Value, labels: NamespaceLabels<'_>) -> (Option<String>, engine::Decision) {
+    let review = Review::decode(&serde_json::to_vec(body).unwrap()).unwrap();
+    let decision = engine::evaluate(&review.input(Stage::Validate), set, labels);
+    let message = (!decision.allowed()).then(|| decision.message(review.about(), set));
+    (message, decision)
+}
+
+fn judge(set: &PolicySet, body: &Value) -> Option<String> {
+    judge_with(set, body, NamespaceLabels::none()).0
+}
+
+fn service(name: &str, labels: Value, spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels}, "spec": spec})
+}
+
+const COST_CENTER: &str = "      validations:
+        - expression: \"object.spec.type != 'LoadBalancer' || 'cost-center' in object.metadata.labels\"
+          message: \"a LoadBalancer needs a cost-center label; add metadata.labels.cost-center\"
+";
+
+#[test]
+fn a_cel_rule_denies_and_allows_with_its_exact_message() {
+    let set = policies(COST_CENTER);
+    let lb = service("api", json!({}), json!({"type": "LoadBalancer"}));
+    assert_eq!(
+        judge(&set, &review("CREATE", "shop", lb, None)).as_deref(),
+        Some("[custom] Service shop/api: a LoadBalancer needs a cost-center label; add metadata.labels.cost-center")
+    );
+    let labelled = service("api", json!({"cost-center": "4711"}), json!({"type": "LoadBalancer"}));
+    assert_eq!(judge(&set, &review("CREATE", "shop", labelled, None)), None);
+}
+
+#[test]
+fn message_expression_is_used_when_it_gives_a_string() {
+    let set = policies(
+        "      variables:
+        - name: hosts
+          expression: \"object.spec.rules.map(r, r.host)\"
+      validations:
+        - expression: \"variables.hosts.all(h, h.endsWith('.example.com'))\"
+          message: \"hosts must be under example.com\"
+          messageExpression: \"'hosts ' + variables.hosts.filter(h, !h.endsWith('.example.com')).join(', ') + ' are not under example.com'\"
+",
+    );
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+                         "spec": {"rules": [{"host": "a.example.com"}, {"host": "b.example.org"}, {"host": "c.test"}]}});
+    assert_eq!(
+        judge(&set, &review("CREATE", "shop", ingress, None)).as_deref(),
+        Some("[custom] Ingress shop/web: hosts b.example.org, c.test are not under example.com")
+    );
+}
+
+#[test]
+fn old_object_is_the_object_before_an_update() {
+    let set = policies(
+        "      validations:
+        - expression: \"oldObject == null || object.spec.type == oldObject.spec.type\"
+          message: \"spec.type cannot change; create a new Service\"
+",
+    );
+    let old = service("api", json!({}), json!({"type": "ClusterIP"}));
+    let new = service("api", json!({}), json!({"type": "NodePort"}));
+    assert_eq!(
+        judge(&set, &review("UPDATE", "shop", new.clone(), Some(old.clone()))).as_deref(),
+        Some("[custom] Service shop/api: spec.type cannot change; create a new Service")
+    );
+    assert_eq!(judge(&set, &review("UPDATE", "shop", old.clone(), Some(old))), None);
+    assert_eq!(judge(&set, &review("CREATE", "shop", new, None)), None);
+}
+
+#[test]
+fn namespace_object_carries_the_namespace_labels_when_known() {
+    let set = policies(
+        "      validations:
+        - expression: \"namespaceObject.metadata.labels['team'] == object.metadata.labels['team']\"
+          messageExpression: \"'team ' + object.metadata.labels['team'] + ' does not own namespace ' + namespaceObject.metadata.name\"
+",
+    );
+    let body = review("CREATE", "shop", service("api", json!({"team": "web"}), json!({})), None);
+    let labels = [("team".to_owned(), "web".to_owned())].into();
+    assert_eq!(judge_with(&set, &body, NamespaceLabels::Known(&labels)).0, None);
+    let other = [("team".to_owned(), "data".to_owned())].into();
+    assert_eq!(
+        judge_with(&set, &body, NamespaceLabels::Known(&other)).0.as_deref(),
+        Some("[custom] Service shop/api: team web does not own namespace shop")
+    );
+    // Unknown labels: namespaceObject has no metadata.labels, so the expression
+    // cannot be evaluated and the rule fails closed.
+    assert_eq!(
+        judge_with(&set, &body, NamespaceLabels::Unknown).0.as_deref(),
+        Some(
+            "[custom] Service shop/api: validation 0 (`namespaceObject.metadata.labels['team'] == \
+             object.metadata.labels['team']`) cannot be evaluated: No such key: labels; correct the object or the policy"
+        )
+    );
+}
+
+#[test]
+fn ip_cidr_and_url_functions_are_available() {
+    let set = policies(
+        "      validations:
+        - expression: \"!has(object.spec.externalIPs) || object.spec.externalIPs.all(ip, cidr('10.0.0.0/8').containsIP(ip))\"
+          message: \"external IPs must be in 10.0.0.0/8\"
+        - expression: \"!has(object.metadata.annotations) || !('docs' in object.metadata.annotations) || url(object.metadata.annotations['docs']).getScheme() == 'https'\"
+          message: \"the docs annotation must be an https URL\"
+        - expression: \"isIP('192.0.2.1') && ip('192.0.2.1').family() == 4 && isURL('https://example.com/x')\"
+          message: \"never\"
+",
+    );
+    let good = json!({"apiVersion": "v1", "kind": "Service",
+                      "metadata": {"name": "api", "annotations": {"docs": "https://docs.example.com/api"}},
+                      "spec": {"externalIPs": ["10.1.2.3"]}});
+    assert_eq!(judge(&set, &review("CREATE", "shop", good, None)), None);
+    let bad = json!({"apiVersion": "v1", "kind": "Service",
+                     "metadata": {"name": "api", "annotations": {"docs": "http://docs.example.com/api"}},
+                     "spec": {"externalIPs": ["192.0.2.7"]}});
+    assert_eq!(
+        judge(&set, &review("CREATE", "shop", bad, None)).as_deref(),
+        Some(
+            "[custom] Service shop/api: external IPs must be in 10.0.0.0/8\n\
+             [custom] Service shop/api: the docs annotation must be an https URL"
+        )
+    );
+}
+
+#[test]
+fn a_compile_error_at_load_names_file_policy_expression_and_column() {
+    assert_eq!(
+        load_error(
+            "      validations:
+        - expression: \"object.spec.type == 'LoadBalancer' && objekt.metadata.name != ''\"
+"
+        ),
+        "custom.yaml:9: Policy \"custom\": spec.rule.cel.validations[0].expression: cannot compile \
+         `object.spec.type == 'LoadBalancer' && objekt.metadata.name != ''`: column 39: undeclared reference to \
+         `objekt` (variables: object, oldObject, request, namespaceObject, variables)"
+    );
+    let syntax = load_error(
+        "      validations:
+        - expression: \"object.spec.type == )\"
+",
+    );
+    assert_eq!(
+        syntax,
+        "custom.yaml:9: Policy \"custom\": spec.rule.cel.validations[0].expression: cannot compile \
+         `object.spec.type == )`: column 21: Syntax error: mismatched input ')' expecting {'[', '{', '(', '.', '-', \
+         '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}"
+    );
+}
+
+#[test]
+fn an_expensive_expression_is_cut_off_and_denied_quickly() {
+    let set = policies(
+        "      validations:
+        - expression: \"object.spec.ports.all(a, object.spec.ports.all(b, object.spec.ports.all(c, a.port + b.port + c.port > 0)))\"
+          message: \"never\"
+",
+    );
+    let ports: Vec<Value> = (1..=1000).map(|port| json!({"name": format!("p{port}"), "port": port})).collect();
+    let body = review("CREATE", "shop", service("api", json!({}), json!({"ports": ports})), None);
+    let started = std::time::Instant::now();
+    let (message, decision) = judge_with(&set, &body, NamespaceLabels::none());
+    // 10^9 comprehension steps unbounded: minutes. Cut off after 1,000,000.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_eq!(
+        message.as_deref(),
+        Some(
+            "[custom] Service shop/api: the CEL rule exceeded its cost limit of 1000000 steps at validation 0 and \
+             counts as failed; simplify the expression"
+        )
+    );
+    assert_eq!(decision.cost_exceeded, [0]);
+    let metrics = portcullis::metrics::Metrics::new();
+    metrics.record_review(
+        Stage::Validate,
+        engine::Operation::Create,
+        engine::Kind::Service,
+        "shop",
+        false,
+        &decision,
+        &set,
+        std::time::Duration::from_micros(10),
+    );
+    let text = metrics.encode_prometheus();
+    let counted: Vec<&str> = text.lines().filter(|l| l.starts_with("portcullis_cel_cost_exceeded_total")).collect();
+    assert_eq!(counted, ["portcullis_cel_cost_exceeded_total{policy=\"custom\"} 1"]);
+}
+
+#[test]
+fn a_cel_rule_applies_to_services_and_ingresses_only() {
+    let error = load_error(
+        "      validations:
+        - expression: \"true\"
+  match: {kinds: [HTTPRoute]}
+",
+    );
+    assert!(error.contains("match.kinds: rule cel applies to Service and Ingress, not to \"HTTPRoute\""), "{error}");
+}
+
+#[test]
+fn check_json_and_sarif_name_the_failed_validation() {
+    let run = |format: &str| -> Value {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["check", "--policies", "docs/examples/cel", "-o", format, "-"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {type: LoadBalancer}\n",
+            )
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let expression = "!has(object.spec.type) || object.spec.type != 'LoadBalancer' || (has(object.metadata.labels) && \
+                      'cost-center' in object.metadata.labels) || (has(namespaceObject.metadata.labels) && \
+                      'cost-center' in namespaceObject.metadata.labels)";
+    let json = run("json");
+    assert_eq!(json["results"][0]["findings"][0]["validation"], json!({"index": 0, "expression": expression}));
+    let sarif = run("sarif");
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["properties"],
+        json!({"validation": {"index": 0, "expression": expression}})
+    );
+}
