@@ -208,3 +208,27 @@ fn the_doc_tests_the_readme_mentions_exist_and_make_test_runs_them() {
     let nextest = makefile.lines().find(|line| line.contains("nextest run")).expect("make test runs nextest");
     assert!(nextest.trim_end().ends_with("&& $(CARGO) test --doc; \\"), "{nextest}");
 }
+
+#[test]
+fn the_readme_shows_the_cel_examples_and_their_cases_as_they_are() {
+    let readme = read("README.md");
+    let section = &readme[readme.find("## Writing your own rule").expect("the section")..];
+    let examples = ["ingress-hosts-in-our-domain", "loadbalancer-cost-center"];
+    for example in examples {
+        for path in
+            [format!("docs/examples/cel/{example}.yaml"), format!("docs/examples/cel/tests/{example}/cases.yaml")]
+        {
+            let file = read(&path);
+            assert!(section.contains(&format!("```yaml\n{file}```\n")), "README does not show {path} as it is");
+        }
+    }
+    let policies = fs::read_dir(repo("docs/examples/cel"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().file_name().to_string_lossy().ends_with(".yaml"))
+        .count();
+    assert_eq!(policies, examples.len(), "every example policy is in the README");
+    assert!(
+        read("Makefile").contains("test docs/examples/cel/tests --policies docs/examples/cel"),
+        "make test runs them"
+    );
+}
