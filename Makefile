@@ -106,7 +106,7 @@ bench-count:
 ## fuzz: run each cargo-fuzz target for FUZZ_SECONDS (default 60) from the seed corpus
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for target in review policy; do \
+	cd fuzz && for target in review policy cel; do \
 		mkdir -p target/corpus/$$target && \
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$target target/corpus/$$target corpus/$$target -- \
 			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \

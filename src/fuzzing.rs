@@ -46,3 +46,49 @@ const SAMPLE_REVIEWS: &[&str] = &[
     include_str!("../tests/fixtures/demo/ingress-plain-production.json"),
     include_str!("../tests/fixtures/demo/ingress-tls-dev.json"),
 ];
+
+/// A CEL expression and an object: the first line of `data` is the
+/// expression, the rest the object's JSON (a sample Ingress when it is not
+/// a JSON object). The expression is compiled; when it compiles, a `cel`
+/// policy reading it as a variable, a validation and a message expression is
+/// loaded, and the object is reviewed as a Service and as an Ingress, created
+/// and updated.
+pub fn cel(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (expression, object) = text.split_once('\n').unwrap_or((text, ""));
+    if engine::cel::Expression::compile(expression).is_err() {
+        return;
+    }
+    let quoted = serde_json::to_string(expression).expect("a string serializes");
+    let policy = format!(
+        "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: fuzz}}\nspec:\n  action: Deny\n  \
+         match: {{kinds: [Service, Ingress]}}\n  rule:\n    cel:\n      variables:\n        - {{name: v, expression: \
+         {quoted}}}\n      validations:\n        - {{expression: {quoted}, message: m, messageExpression: {quoted}}}\n        \
+         - {{expression: \"variables.v == variables.v\"}}\n"
+    );
+    let Ok(set) = crate::policy::load_sources(&[(PathBuf::from("fuzz.yaml"), policy)]) else { return };
+    let object = match serde_json::from_str::<serde_json::Value>(object) {
+        Ok(object @ serde_json::Value::Object(_)) => object,
+        _ => serde_json::json!({"metadata": {"name": "web", "labels": {"team": "shop"}},
+            "spec": {"rules": [{"host": "shop.example.com"}], "ports": [{"port": 443}]}}),
+    };
+    for (group, kind) in [("", "Service"), ("networking.k8s.io", "Ingress")] {
+        for (operation, old) in [("CREATE", serde_json::Value::Null), ("UPDATE", object.clone())] {
+            let review = serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {
+                    "uid": "fuzz",
+                    "kind": {"group": group, "version": "v1", "kind": kind},
+                    "namespace": "shop",
+                    "name": "web",
+                    "operation": operation,
+                    "userInfo": {"username": "fuzz", "groups": ["system:authenticated"]},
+                    "object": object,
+                    "oldObject": old,
+                },
+            });
+            review_with(&serde_json::to_vec(&review).expect("a review serializes"), &set);
+        }
+    }
+}

@@ -31,3 +31,20 @@ fn review_corpus_replays_without_panics() {
 fn policy_corpus_replays_without_panics() {
     assert!(replay("policy", portcullis::fuzzing::policy) >= 14);
 }
+
+#[test]
+fn cel_corpus_replays_without_panics() {
+    assert!(replay("cel", portcullis::fuzzing::cel) >= 12);
+}
+
+#[test]
+fn every_cel_seed_compiles_so_the_fuzzer_starts_past_the_parser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/cel");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expression = text.lines().next().unwrap();
+        let compiled = portcullis::engine::cel::Expression::compile(expression);
+        assert!(compiled.is_ok(), "{}: {compiled:?}", path.display());
+    }
+}
