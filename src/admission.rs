@@ -57,7 +57,18 @@ pub struct Review {
     pub groups: Vec<String>,
     pub object: Option<Object>,
     pub old_object: Option<Object>,
+    /// The objects' JSON as received, kept for the kinds the engine reads
+    /// into lean types of only the fields its rules read (the Gateway API
+    /// kinds, [`keeps_json`]), so a `cel` rule sees the whole object; `None`
+    /// for Services and Ingresses, whose types are complete.
+    pub object_json: Option<Box<str>>,
+    pub old_object_json: Option<Box<str>>,
     pub dry_run: bool,
+}
+
+/// Whether a review of this kind keeps its objects' JSON ([`Review::object_json`]).
+pub fn keeps_json(kind: Kind) -> bool {
+    !matches!(kind, Kind::Service | Kind::Ingress | Kind::Other)
 }
 
 /// The fields of a request before its objects are parsed.
@@ -113,6 +124,11 @@ impl Review {
     /// parsed them; the texts in `parts` are not read.
     pub(crate) fn assemble_parsed(parts: Parts<'_>, object: Option<Object>, old_object: Option<Object>) -> Review {
         let kind = Kind::of(parts.group, parts.kind);
+        let json = |text: Option<&str>, object: &Option<Object>| {
+            text.filter(|_| keeps_json(kind) && object.is_some()).map(Box::from)
+        };
+        let object_json = json(parts.object, &object);
+        let old_object_json = json(parts.old_object, &old_object);
         let mut name = parts.name;
         if name.is_empty() {
             let given = |field: &Option<String>| field.clone().filter(|name| !name.is_empty());
@@ -133,6 +149,8 @@ impl Review {
             groups: parts.requester.groups,
             object,
             old_object,
+            object_json,
+            old_object_json,
             dry_run: parts.dry_run,
         }
     }
@@ -166,7 +184,9 @@ impl Review {
     /// Adds the object as it was before an UPDATE.
     pub fn with_old_object(mut self, old: &Value) -> Review {
         if self.operation == Operation::Update && self.kind != Kind::Other {
-            self.old_object = Some(parse_object(self.kind, &in_namespace(old, &self.namespace)));
+            let json = in_namespace(old, &self.namespace);
+            self.old_object = Some(parse_object(self.kind, &json));
+            self.old_object_json = keeps_json(self.kind).then(|| json.into_boxed_str());
         }
         self
     }
@@ -194,6 +214,8 @@ impl Review {
             user: User { username: &self.username, groups: &self.groups },
             object: self.object.as_ref(),
             old_object: self.old_object.as_ref(),
+            object_json: self.object_json.as_deref(),
+            old_object_json: self.old_object_json.as_deref(),
             dry_run: self.dry_run,
             ingress_classes: IngressClasses::NONE,
             gateways: &crate::engine::gateway::view::EMPTY,

@@ -213,15 +213,67 @@ fn an_expensive_expression_is_cut_off_and_denied_quickly() {
     assert_eq!(counted, ["portcullis_cel_cost_exceeded_total{policy=\"custom\"} 1"]);
 }
 
+/// An HTTPRoute with a path match: `matches` is a field no built-in rule
+/// reads, so it is not in the engine's lean HTTPRoute type.
+fn route(path: &str) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": "web", "labels": {"team": "shop"}},
+           "spec": {"parentRefs": [{"name": "public", "namespace": "infra"}], "hostnames": ["shop.example.com"],
+                    "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": path}}],
+                               "backendRefs": [{"name": "web", "port": 80}]}]},
+           "status": {"parents": []}})
+}
+
 #[test]
-fn a_cel_rule_applies_to_services_and_ingresses_only() {
-    let error = load_error(
+fn a_cel_rule_sees_the_whole_gateway_api_object_as_sent() {
+    let set = policies(
         "      validations:
-        - expression: \"true\"
+        - expression: \"object.spec.rules.all(r, !has(r.matches) || r.matches.all(m, !m.path.value.startsWith('/admin')))\"
+          messageExpression: \"'path ' + object.spec.rules[0].matches[0].path.value + ' is internal (' + request.kind.kind + ' ' + request.kind.version + ')'\"
+        - expression: \"oldObject == null || oldObject.spec.hostnames == object.spec.hostnames\"
+          message: \"hostnames cannot change\"
+        - expression: \"!has(object.status) && !has(object.metadata.managedFields) && object.metadata.labels.team == 'shop'\"
+          message: \"status and managedFields are not kept\"
   match: {kinds: [HTTPRoute]}
 ",
     );
-    assert!(error.contains("match.kinds: rule cel applies to Service and Ingress, not to \"HTTPRoute\""), "{error}");
+    // Read in one pass, as the webhook reads what the API server sends.
+    assert_eq!(
+        judge(&set, &review("CREATE", "shop", route("/admin/users"), None)).as_deref(),
+        Some("[custom] HTTPRoute shop/web: path /admin/users is internal (HTTPRoute v1)")
+    );
+    assert_eq!(judge(&set, &review("CREATE", "shop", route("/shop"), None)), None);
+    let mut moved = route("/shop");
+    moved["spec"]["hostnames"] = json!(["www.example.com"]);
+    assert_eq!(
+        judge(&set, &review("UPDATE", "shop", moved, Some(route("/shop")))).as_deref(),
+        Some("[custom] HTTPRoute shop/web: hostnames cannot change")
+    );
+    // Read in passes (a body the one pass does not take: `object` before
+    // `kind`), and as `check` reads a manifest: the same verdict.
+    let mut body = review("CREATE", "shop", route("/admin"), None);
+    let request = body["request"].take();
+    let mut reordered = serde_json::Map::new();
+    reordered.insert("object".into(), request["object"].clone());
+    for (key, value) in request.as_object().unwrap() {
+        reordered.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    body["request"] = Value::Object(reordered);
+    assert_eq!(
+        judge(&set, &body).as_deref(),
+        Some("[custom] HTTPRoute shop/web: path /admin is internal (HTTPRoute v1)")
+    );
+    let manifest = Review::from_manifest(
+        &route("/admin"),
+        "shop",
+        engine::Operation::Create,
+        portcullis::admission::Requester::default(),
+    );
+    let decision = engine::evaluate(&manifest.input(Stage::Validate), &set, NamespaceLabels::none());
+    assert_eq!(
+        decision.message(manifest.about(), &set),
+        "[custom] HTTPRoute shop/web: path /admin is internal (HTTPRoute v1)"
+    );
 }
 
 #[test]

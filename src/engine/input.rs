@@ -56,6 +56,11 @@ pub struct Input<'a> {
     pub user: User<'a>,
     pub object: Option<&'a Object>,
     pub old_object: Option<&'a Object>,
+    /// The objects' JSON as received, for the kinds read into lean types
+    /// (the Gateway API kinds): what a `cel` rule sees of them. `None` for
+    /// Services and Ingresses, whose typed objects are complete.
+    pub object_json: Option<&'a str>,
+    pub old_object_json: Option<&'a str>,
     pub dry_run: bool,
     /// The cluster's IngressClasses, which name the controller of an Ingress's
     /// class; [`IngressClasses::NONE`] without a cluster (the class table of

@@ -14,7 +14,7 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::admission::{Parts, Requester};
+use crate::admission::{Parts, Requester, keeps_json};
 pub use crate::admission::{Review, V1, V1BETA1};
 use crate::engine::object::LeanSeed;
 use crate::engine::{Decision, Kind, Object, Operation, PORTCULLIS, PolicySet, Severity};
@@ -107,7 +107,25 @@ struct OnePassRequest {
     user_info: WireUser,
     object: Option<Object>,
     old_object: Option<Object>,
+    /// The objects' JSON, kept for the kinds read into lean types
+    /// ([`Review::object_json`]).
+    object_json: Option<Box<RawValue>>,
+    old_object_json: Option<Box<RawValue>>,
     dry_run: bool,
+}
+
+/// An object (`None` for `null`) with its JSON.
+type WithJson = (Option<Object>, Option<Box<RawValue>>);
+
+/// An object of a kind read into a lean type ([`keeps_json`]), with its JSON;
+/// an object that does not fit its type fails the one pass.
+fn lean_with_json<'de, A: MapAccess<'de>>(map: &mut A, kind: Kind) -> Result<WithJson, A::Error> {
+    let json: Option<Box<RawValue>> = map.next_value()?;
+    let object = match json.as_deref().map(|json| Object::from_json(kind, json.get())) {
+        Some(Object::Invalid { .. }) => return Err(de::Error::custom("the object does not fit its type")),
+        object => object,
+    };
+    Ok((object, json))
 }
 
 impl<'de> Deserialize<'de> for OnePassRequest {
@@ -155,6 +173,7 @@ impl<'de> Visitor<'de> for OnePassVisitor {
         }
         let (mut uid, mut kind, mut name, mut namespace, mut operation) = (None, None, None, None, None);
         let (mut user_info, mut object, mut old_object, mut dry_run) = (None, None, None, None);
+        let (mut object_json, mut old_object_json) = (None, None);
         let mut parsed_kind = None;
         while let Some(Field(key)) = map.next_key::<Field>()? {
             match key {
@@ -173,6 +192,11 @@ impl<'de> Visitor<'de> for OnePassVisitor {
                     let kind = parsed_kind.ok_or_else(|| de::Error::custom("object before kind"))?;
                     let value = match kind {
                         Kind::Other => map.next_value::<IgnoredAny>().map(|_| None)?,
+                        kind if keeps_json(kind) => {
+                            let (value, json) = lean_with_json(&mut map, kind)?;
+                            object_json = json;
+                            value
+                        }
                         kind => map.next_value_seed(LeanSeed(kind))?,
                     };
                     set(&mut object, value, "object")?;
@@ -183,6 +207,11 @@ impl<'de> Visitor<'de> for OnePassVisitor {
                     let value = match kind {
                         Kind::Other => map.next_value::<IgnoredAny>().map(|_| None)?,
                         _ if update != Operation::Update => map.next_value::<IgnoredAny>().map(|_| None)?,
+                        kind if keeps_json(kind) => {
+                            let (value, json) = lean_with_json(&mut map, kind)?;
+                            old_object_json = json;
+                            value
+                        }
                         kind => map.next_value_seed(LeanSeed(kind))?,
                     };
                     set(&mut old_object, value, "oldObject")?;
@@ -201,6 +230,8 @@ impl<'de> Visitor<'de> for OnePassVisitor {
             user_info: user_info.unwrap_or_default(),
             object: object.flatten(),
             old_object: old_object.flatten(),
+            object_json,
+            old_object_json,
             dry_run: dry_run.unwrap_or_default(),
         })
     }
@@ -235,8 +266,8 @@ impl Review {
                 namespace: request.namespace,
                 operation: request.operation,
                 requester: Requester { username: request.user_info.username, groups: request.user_info.groups },
-                object: None,
-                old_object: None,
+                object: request.object_json.as_deref().map(RawValue::get),
+                old_object: request.old_object_json.as_deref().map(RawValue::get),
                 dry_run: request.dry_run,
             },
             request.object,

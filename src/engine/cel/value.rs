@@ -39,13 +39,23 @@ pub fn string(text: &str) -> Value {
 }
 
 /// The object as CEL sees it (with `apiVersion` and `kind`, without `status`
-/// and `metadata.managedFields`, which portcullis does not keep); `null` for
-/// an object portcullis does not read.
-pub fn object_value(object: &Object) -> Value {
-    let json = match object {
-        Object::Service(service) => serde_json::to_value(service.as_ref()),
-        Object::Ingress(ingress) => serde_json::to_value(ingress.as_ref()),
-        _ => return Value::Null,
+/// and `metadata.managedFields`, which portcullis does not keep): a Service or
+/// Ingress from its typed object, any other kind from its JSON as received
+/// (`json`; its typed object is lean); `null` without either.
+pub fn object_value(object: &Object, json: Option<&str>) -> Value {
+    let json = match (object, json) {
+        (Object::Service(service), _) => serde_json::to_value(service.as_ref()),
+        (Object::Ingress(ingress), _) => serde_json::to_value(ingress.as_ref()),
+        (Object::Other | Object::Invalid { .. }, _) | (_, None) => return Value::Null,
+        (_, Some(json)) => serde_json::from_str::<serde_json::Value>(json).map(|mut json| {
+            if let Some(fields) = json.as_object_mut() {
+                fields.remove("status");
+                if let Some(metadata) = fields.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+                    metadata.remove("managedFields");
+                }
+            }
+            json
+        }),
     };
     json.map_or(Value::Null, |json| from_json(&json))
 }

@@ -28,6 +28,7 @@ use crate::engine::object::{Kind, Object};
 use super::Subject;
 use cel::{map, string};
 use kube_cel::cel::Value;
+use kube_cel::cel::objects::Key;
 
 /// The rule's parameters, compiled.
 #[derive(Debug, Deserialize)]
@@ -213,19 +214,26 @@ impl Cel {
 /// request's (or, when the engine looks for violations an UPDATE's old object
 /// already had, that old object, with `oldObject` null).
 fn activation(subject: &Subject<'_>) -> Evaluation {
-    let object = cel::object_value(subject.object);
     let Some(request) = subject.request else {
+        let object = cel::object_value(subject.object, None);
         return Evaluation::new(object, Value::Null, Value::Null, namespace_object(subject.namespace, None));
     };
     let input = request.input;
     let current = input.object.is_some_and(|object| std::ptr::eq(object, subject.object));
+    let json = if current { input.object_json } else { input.old_object_json };
+    let object = cel::object_value(subject.object, json);
     let old_object = match input.old_object {
-        Some(old) if current && input.operation == Operation::Update => cel::object_value(old),
+        Some(old) if current && input.operation == Operation::Update => cel::object_value(old, input.old_object_json),
         _ => Value::Null,
     };
     let (group, kind) = (input.kind.group(), input.kind.as_str());
-    let version = match input.kind {
-        Kind::Service | Kind::Ingress => "v1",
+    let version = match (input.kind, &object) {
+        (Kind::Service | Kind::Ingress, _) => "v1",
+        // The version of the object's `apiVersion` (`<group>/<version>`).
+        (_, Value::Map(fields)) => match fields.map.get(&Key::String(std::sync::Arc::new("apiVersion".to_owned()))) {
+            Some(Value::String(api_version)) => api_version.rsplit('/').next().unwrap_or_default(),
+            _ => "",
+        },
         _ => "",
     };
     let groups = Value::List(std::sync::Arc::new(input.user.groups.iter().map(|g| string(g)).collect()));

@@ -148,9 +148,9 @@ impl Rule {
             Rule::RouteHostnames(_) => ROUTES,
             Rule::ReferenceGrants(_) => &[Kind::ReferenceGrant],
             Rule::GrpcBackends(_) => &[Kind::HttpRoute],
-            // Gateway API objects are read into lean types that hold only the
-            // fields the built-in rules read: a CEL rule would see a partial object.
-            Rule::Cel(_) => BOTH,
+            // Every kind: a Gateway API object is read into a lean type, and
+            // its JSON is kept for CEL (`Input::object_json`).
+            Rule::Cel(_) => &Kind::KNOWN,
         }
     }
 
