@@ -220,7 +220,66 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(engine_benches, benches);
-criterion_main!(engine_benches, part_benches);
+criterion_main!(engine_benches, cel_benches, part_benches);
+
+/// The CEL examples of `docs/examples/cel` (the README's "Writing your own
+/// rule") on captured reviews: `evaluate` alone and the whole review.
+fn cel(c: &mut Criterion) {
+    let set: PolicySet =
+        portcullis::policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/cel")).unwrap();
+    let view = GatewayView::default();
+    let bytes = |v: Value| serde_json::to_vec(&v).unwrap();
+    let hosts = |hosts: &[&str]| {
+        ingress_with("shop", |object| {
+            object["spec"]["rules"] = hosts.iter().map(|host| json!({"host": host})).collect();
+        })
+    };
+    let fifty: Vec<String> = (0..50).map(|i| format!("shop-{i}.example.com")).collect();
+    let fifty: Vec<&str> = fifty.iter().map(String::as_str).collect();
+    let cases = [
+        ("ingress-hosts-allowed", bytes(hosts(&["shop.example.com", "api.example.com"]))),
+        ("ingress-hosts-denied", bytes(hosts(&["shop.example.com", "shop.example.org"]))),
+        ("ingress-50-hosts-allowed", bytes(hosts(&fifty))),
+        ("loadbalancer-denied", bytes(service_with("shop", json!({"type": "LoadBalancer", "ports": [{"port": 443}]})))),
+        ("service-allowed", bytes(service_with("shop", json!({"ports": [{"port": 443}]})))),
+    ];
+    let mut group = c.benchmark_group("cel");
+    for (name, body) in &cases {
+        let review = Review::decode(body).unwrap();
+        let decision = engine::evaluate(&input(&review, &view, Stage::Validate), &set, NamespaceLabels::none());
+        assert_eq!(!decision.allowed(), name.ends_with("-denied"), "{name}: {:?}", decision.findings);
+        group.bench_function(format!("evaluate {name}"), |b| {
+            b.iter(|| {
+                engine::evaluate(black_box(&input(&review, &view, Stage::Validate)), &set, NamespaceLabels::none())
+            })
+        });
+        group.bench_function(format!("review {name} ({} bytes)", body.len()), |b| {
+            b.iter(|| {
+                let review = Review::decode(black_box(body)).unwrap();
+                let decision = engine::evaluate(&input(&review, &view, Stage::Validate), &set, NamespaceLabels::none());
+                review.respond(&decision, &set)
+            })
+        });
+    }
+    // A rule cut off at its step budget: 1000 ports, three nested `all`s.
+    let budget = "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: costly}\nspec:\n  action: Deny\n  \
+                  rule:\n    cel:\n      validations:\n        - expression: \"object.spec.ports.all(a, \
+                  object.spec.ports.all(b, object.spec.ports.all(c, a.port + b.port + c.port > 0)))\"\n";
+    let costly = portcullis::policy::load_sources(&[("costly.yaml".into(), budget.to_owned())]).unwrap();
+    let ports: Vec<Value> = (1..=1000).map(|port| json!({"name": format!("p{port}"), "port": port})).collect();
+    let body = bytes(service_with("shop", json!({"ports": ports})));
+    let review = Review::decode(&body).unwrap();
+    let decision = engine::evaluate(&input(&review, &view, Stage::Validate), &costly, NamespaceLabels::none());
+    assert_eq!(decision.cost_exceeded, [0], "cut off");
+    group.sample_size(10);
+    group.bench_function("evaluate cut-off-at-budget", |b| {
+        b.iter(|| {
+            engine::evaluate(black_box(&input(&review, &view, Stage::Validate)), &costly, NamespaceLabels::none())
+        })
+    });
+    group.finish();
+}
+criterion_group!(cel_benches, cel);
 
 fn parts(c: &mut Criterion) {
     let body = serde_json::to_vec(&fixture("v1.32/service-create-nodeport.json")).unwrap();

@@ -30,7 +30,7 @@ pub use value::{from_json, map, object_value, string};
 /// message expressions together). A comprehension step costs one; a
 /// function or operator argument costs its size (one per value in it,
 /// strings one per 64 bytes). A cut-off evaluation takes about 1.2 s in a
-/// debug build here, well under a second in release.
+/// debug build here, 0.3 s in release (BENCHMARKS.md, `cel/evaluate cut-off-at-budget`).
 pub const STEP_LIMIT: u64 = 1_000_000;
 
 /// The deepest nesting the parser accepts.
@@ -335,8 +335,7 @@ pub enum Evaluated {
 
 /// One evaluation: the activation of the variables and the step budget.
 pub struct Evaluation {
-    variables: HashMap<&'static str, Value>,
-    declared: HashMap<Key, Value>,
+    variables: [(&'static str, Value); 4],
 }
 
 impl Evaluation {
@@ -344,30 +343,52 @@ impl Evaluation {
     pub fn new(object: Value, old_object: Value, request: Value, namespace_object: Value) -> Evaluation {
         LEFT.set(STEP_LIMIT);
         EXCEEDED.set(false);
-        let variables = HashMap::from([
+        let variables = [
             ("object", object),
             ("oldObject", old_object),
             ("request", request),
             ("namespaceObject", namespace_object),
-        ]);
-        Evaluation { variables, declared: HashMap::new() }
+        ];
+        Evaluation { variables }
     }
 
+    /// Runs `f` with a [`Session`] over the variables: the interpreter's
+    /// context is built once (it converts each variable's value into its own
+    /// representation, a walk of the whole object), then every expression of
+    /// the rule is evaluated against it.
+    pub fn run<R>(self, f: impl FnOnce(&mut Session<'_>) -> R) -> R {
+        FUNCTIONS.with(|functions| {
+            let mut context = functions.new_inner_scope();
+            for (name, value) in self.variables {
+                // Values from JSON only: the conversion cannot fail.
+                context.add_variable_from_value(name, value);
+            }
+            context.add_variable_from_value("variables", Value::Map(Map { map: Arc::new(HashMap::new()) }));
+            f(&mut Session { context, declared: HashMap::new() })
+        })
+    }
+
+    /// Evaluates one expression alone.
+    pub fn evaluate(self, expression: &Expression) -> Evaluated {
+        self.run(|session| session.evaluate(expression))
+    }
+}
+
+/// The expressions of one evaluation share its context and budget.
+pub struct Session<'a> {
+    context: Context<'a>,
+    declared: HashMap<Key, Value>,
+}
+
+impl Session<'_> {
     /// Evaluates one expression against the activation.
     pub fn evaluate(&self, expression: &Expression) -> Evaluated {
         if EXCEEDED.get() {
             return Evaluated::CostExceeded;
         }
-        let result = FUNCTIONS.with(|functions| {
-            let mut context = functions.new_inner_scope();
-            for (name, value) in &self.variables {
-                context.add_variable_from_value(*name, value.clone());
-            }
-            context.add_variable_from_value("variables", Value::Map(Map { map: Arc::new(self.declared.clone()) }));
-            // The interpreter is not ours: a panic in it (a last resort; the
-            // compiler rejects what is known to panic) must not take a review down.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| context.resolve(&expression.ast)))
-        });
+        // The interpreter is not ours: a panic in it (a last resort; the
+        // compiler rejects what is known to panic) must not take a review down.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.context.resolve(&expression.ast)));
         let result = match result {
             Ok(result) => result,
             Err(_) => return Evaluated::Error("the interpreter failed on this expression".into()),
@@ -384,9 +405,16 @@ impl Evaluation {
         }
     }
 
-    /// Makes `variables.<name>` available to the expressions evaluated next.
-    pub fn declare(&mut self, name: &str, value: Value) {
+    /// Makes `variables.<name>` available to the expressions evaluated next;
+    /// `Err` when the interpreter cannot hold the value as a variable.
+    pub fn declare(&mut self, name: &str, value: Value) -> Result<(), String> {
         self.declared.insert(Key::String(Arc::new(name.to_owned())), value);
+        let variables = Value::Map(Map { map: Arc::new(self.declared.clone()) });
+        let context = &mut self.context;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            context.add_variable_from_value("variables", variables)
+        }))
+        .map_err(|_| format!("its value cannot be a variable ({})", name))
     }
 
     /// The steps left in this evaluation.

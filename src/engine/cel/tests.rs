@@ -1,4 +1,5 @@
 use super::*;
+use crate::engine::Object;
 
 fn evaluate(source: &str) -> Evaluated {
     let expression = Expression::compile(source).expect("compiles");
@@ -67,4 +68,35 @@ fn comprehension_variables_are_in_scope_only_inside() {
         Expression::compile("object.spec.items.all(i, i > 0) && i > 0").unwrap_err().message,
         "undeclared reference to `i` (variables: object, oldObject, request, namespaceObject, variables)"
     );
+}
+
+#[test]
+fn typed_objects_reach_cel_as_their_json_would() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1.32");
+    let mut compared = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|extension| extension != "json") {
+            continue;
+        }
+        let review: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let (object, kind) = (&review["request"]["object"], &review["request"]["kind"]["kind"]);
+        let kind = match kind.as_str() {
+            Some("Service") => crate::engine::Kind::Service,
+            Some("Ingress") => crate::engine::Kind::Ingress,
+            _ => continue,
+        };
+        if object.is_null() {
+            continue;
+        }
+        let parsed = Object::from_json(kind, &object.to_string());
+        let json = match &parsed {
+            Object::Service(service) => serde_json::to_value(service.as_ref()).unwrap(),
+            Object::Ingress(ingress) => serde_json::to_value(ingress.as_ref()).unwrap(),
+            other => panic!("{}: {other:?}", path.display()),
+        };
+        assert_eq!(object_value(&parsed, None), from_json(&json), "{}", path.display());
+        compared += 1;
+    }
+    assert!(compared >= 20, "{compared}");
 }

@@ -43,9 +43,17 @@ pub fn string(text: &str) -> Value {
 /// Ingress from its typed object, any other kind from its JSON as received
 /// (`json`; its typed object is lean); `null` without either.
 pub fn object_value(object: &Object, json: Option<&str>) -> Value {
+    // A typed object straight into CEL's values (no JSON tree in between).
+    let typed = match object {
+        Object::Service(service) => Some(kube_cel::cel::to_value(service.as_ref())),
+        Object::Ingress(ingress) => Some(kube_cel::cel::to_value(ingress.as_ref())),
+        _ => None,
+    };
+    if let Some(value) = typed {
+        return value.unwrap_or(Value::Null);
+    }
     let json = match (object, json) {
-        (Object::Service(service), _) => serde_json::to_value(service.as_ref()),
-        (Object::Ingress(ingress), _) => serde_json::to_value(ingress.as_ref()),
+        (Object::Service(_) | Object::Ingress(_), _) => return Value::Null,
         (Object::Other | Object::Invalid { .. }, _) | (_, None) => return Value::Null,
         (_, Some(json)) => serde_json::from_str::<serde_json::Value>(json).map(|mut json| {
             if let Some(fields) = json.as_object_mut() {

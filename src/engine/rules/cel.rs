@@ -21,7 +21,7 @@
 use serde::Deserialize;
 
 use crate::engine::Finding;
-use crate::engine::cel::{self, Evaluated, Evaluation, Expression, STEP_LIMIT};
+use crate::engine::cel::{self, Evaluated, Evaluation, Expression, STEP_LIMIT, Session};
 use crate::engine::input::{NamespaceLabels, Operation};
 use crate::engine::object::{Kind, Object};
 
@@ -143,11 +143,18 @@ fn one_line(text: &str) -> String {
 impl Cel {
     /// Evaluates the variables in order, then each validation; never panics.
     pub fn check(&self, subject: &Subject<'_>, findings: &mut Vec<Finding>) {
-        let mut evaluation = activation(subject);
+        activation(subject).run(|session| self.check_in(session, findings));
+    }
+
+    fn check_in(&self, evaluation: &mut Session<'_>, findings: &mut Vec<Finding>) {
         for variable in &self.variables {
-            match evaluation.evaluate(&variable.expression.0) {
-                Evaluated::Value(value) => evaluation.declare(&variable.name, value),
-                Evaluated::Error(error) => {
+            let declared = match evaluation.evaluate(&variable.expression.0) {
+                Evaluated::Value(value) => evaluation.declare(&variable.name, value).map_err(Evaluated::Error),
+                other => Err(other),
+            };
+            match declared {
+                Ok(()) => {}
+                Err(Evaluated::Error(error)) => {
                     findings.push(Finding::Cel {
                         text: format!(
                             "variable {} (`{}`) cannot be evaluated: {}; correct the object or the policy",
@@ -160,7 +167,7 @@ impl Cel {
                     });
                     return;
                 }
-                Evaluated::CostExceeded => {
+                Err(_) => {
                     let text = cost_exceeded(&format!("variable {}", variable.name));
                     findings.push(Finding::Cel { text, validation: None, cost_exceeded: true });
                     return;
@@ -171,7 +178,7 @@ impl Cel {
             let expression = &validation.expression.0;
             let text = match evaluation.evaluate(expression) {
                 Evaluated::Value(Value::Bool(true)) => continue,
-                Evaluated::Value(Value::Bool(false)) => self.message(index, &evaluation),
+                Evaluated::Value(Value::Bool(false)) => self.message(index, evaluation),
                 Evaluated::Value(other) => format!(
                     "validation {index} (`{}`) evaluated to {} instead of a bool; correct the policy",
                     one_line(expression.source()),
@@ -195,7 +202,7 @@ impl Cel {
     /// The message of a failed validation: its `messageExpression` when that
     /// gives a non-empty string, else `message`, else the expression, as the
     /// API server does.
-    fn message(&self, index: usize, evaluation: &Evaluation) -> String {
+    fn message(&self, index: usize, evaluation: &Session<'_>) -> String {
         let validation = &self.validations[index];
         if let Some(expression) = &validation.message_expression
             && let Evaluated::Value(Value::String(text)) = evaluation.evaluate(&expression.0)
