@@ -1,4 +1,4 @@
-//! The command line: `portcullis serve | certs | policies`. Every `serve` flag
+//! The command line: `portcullis serve | certs | policies | check | report | test | vap`. Every `serve` flag
 //! can also be set through a `PORTCULLIS_...` environment variable.
 
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +40,24 @@ pub enum Command {
     /// Run the declarative policy test cases (PolicyTest documents) under DIR
     /// against the policies; prints PASS/FAIL per case and `N passed, N failed`.
     Test(TestArgs),
+    /// Print a `cel` policy as a ValidatingAdmissionPolicy and its binding
+    /// (admissionregistration.k8s.io/v1), named `portcullis-<policy>`, to move the rule
+    /// into the API server; what they cannot express is a `# not equivalent:` comment
+    /// line on top and a warning on standard error.
+    /// Exit code 0: exported; 2: the policy's rule is not `cel`, or a usage or input error.
+    Vap(VapArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VapArgs {
+    /// A policy file (every `cel` Policy in it is exported) or the name of a policy in
+    /// the policy set.
+    pub policy: String,
+    /// Directory of policy files, for a policy by name and for the Environments a
+    /// policy file refers to [default: ./policies when it is a directory, else the
+    /// bundled policies built into the binary].
+    #[arg(long, env = "PORTCULLIS_POLICIES")]
+    pub policies: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

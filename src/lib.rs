@@ -33,4 +33,5 @@ pub mod policy;
 pub mod reload;
 pub mod report;
 pub mod suite;
+pub mod vap;
 pub mod webhook;

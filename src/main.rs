@@ -113,6 +113,11 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Vap(args) => {
+            let run =
+                portcullis::vap::Run { policy: args.policy, policies: args.policies, policies_flag: flag.to_owned() };
+            return ExitCode::from(portcullis::vap::run(&run, &mut std::io::stdout(), &mut std::io::stderr()));
+        }
         Command::Policies(args) => PolicySource::resolve(args.policies.as_deref(), flag)
             .and_then(|source| Ok((source.load()?, source)))
             .map(|(set, source)| print!("policies: {source}\n{}", policy::describe(&set)))

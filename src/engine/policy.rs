@@ -262,6 +262,10 @@ impl Policy {
     pub fn rule(&self) -> &Rule {
         &self.rule
     }
+    /// Who may bypass the policy (read by `portcullis vap`).
+    pub fn exceptions(&self) -> &[Exception] {
+        &self.exceptions
+    }
 
     /// Whether the policy applies to this request (kind, operation, namespace, environment).
     pub fn applies_to(&self, input: &Input<'_>, labels: NamespaceLabels<'_>, environments: &[Environment]) -> bool {
@@ -340,6 +344,11 @@ impl Environment {
     /// Whether membership depends on namespace labels.
     pub fn has_selector(&self) -> bool {
         self.selector.is_some()
+    }
+
+    /// The label selector, as checked and converted (read by `portcullis vap`).
+    pub fn selector(&self) -> Option<&kube::core::Selector> {
+        self.selector.as_ref().map(|selector| &selector.0)
     }
 
     /// Whether the labels of `namespace` could change whether it belongs: the
