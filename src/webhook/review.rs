@@ -128,6 +128,24 @@ fn lean_with_json<'de, A: MapAccess<'de>>(map: &mut A, kind: Kind) -> Result<Wit
     Ok((object, json))
 }
 
+/// The next value as an object of `kind` (skipped for [`Kind::Other`]), its
+/// JSON kept in `json` for the kinds that keep it.
+fn read_object<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    kind: Kind,
+    json: &mut Option<Box<RawValue>>,
+) -> Result<Option<Object>, A::Error> {
+    match kind {
+        Kind::Other => map.next_value::<IgnoredAny>().map(|_| None),
+        kind if keeps_json(kind) => {
+            let (value, kept) = lean_with_json(map, kind)?;
+            *json = kept;
+            Ok(value)
+        }
+        kind => map.next_value_seed(LeanSeed(kind)),
+    }
+}
+
 impl<'de> Deserialize<'de> for OnePassRequest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(OnePassVisitor)
@@ -190,30 +208,15 @@ impl<'de> Visitor<'de> for OnePassVisitor {
                 "dryRun" => set(&mut dry_run, map.next_value()?, "dryRun")?,
                 "object" => {
                     let kind = parsed_kind.ok_or_else(|| de::Error::custom("object before kind"))?;
-                    let value = match kind {
-                        Kind::Other => map.next_value::<IgnoredAny>().map(|_| None)?,
-                        kind if keeps_json(kind) => {
-                            let (value, json) = lean_with_json(&mut map, kind)?;
-                            object_json = json;
-                            value
-                        }
-                        kind => map.next_value_seed(LeanSeed(kind))?,
-                    };
+                    let value = read_object(&mut map, kind, &mut object_json)?;
                     set(&mut object, value, "object")?;
                 }
                 "oldObject" => {
                     let kind = parsed_kind.ok_or_else(|| de::Error::custom("oldObject before kind"))?;
                     let update = operation.ok_or_else(|| de::Error::custom("oldObject before operation"))?;
-                    let value = match kind {
-                        Kind::Other => map.next_value::<IgnoredAny>().map(|_| None)?,
-                        _ if update != Operation::Update => map.next_value::<IgnoredAny>().map(|_| None)?,
-                        kind if keeps_json(kind) => {
-                            let (value, json) = lean_with_json(&mut map, kind)?;
-                            old_object_json = json;
-                            value
-                        }
-                        kind => map.next_value_seed(LeanSeed(kind))?,
-                    };
+                    // Only an UPDATE's old object is judged.
+                    let kind = if update == Operation::Update { kind } else { Kind::Other };
+                    let value = read_object(&mut map, kind, &mut old_object_json)?;
                     set(&mut old_object, value, "oldObject")?;
                 }
                 _ => {
