@@ -276,28 +276,48 @@ fn a_cel_rule_sees_the_whole_gateway_api_object_as_sent() {
     );
 }
 
+/// Runs `portcullis <args> -` on a LoadBalancer without a cost-center label,
+/// with the policies of docs/examples/cel: exit code and standard output.
+fn run_on_a_load_balancer(args: &[&str]) -> (Option<i32>, Vec<u8>) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .args(["--policies", "docs/examples/cel", "-"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {type: LoadBalancer}\n",
+        )
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (output.status.code(), output.stdout)
+}
+
+#[test]
+fn report_lists_a_cel_violation_on_the_entry_point() {
+    let (code, stdout) = run_on_a_load_balancer(&["report", "-o", "json"]);
+    assert_eq!(code, Some(0));
+    let report: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(
+        report["entries"][0]["violations"],
+        json!([{"policy": "loadbalancer-cost-center", "severity": "deny",
+                "message": "a LoadBalancer needs a cost-center label; add metadata.labels.cost-center (or label the namespace)"}])
+    );
+}
+
 #[test]
 fn check_json_and_sarif_name_the_failed_validation() {
     let run = |format: &str| -> Value {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["check", "--policies", "docs/examples/cel", "-o", format, "-"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(
-                b"apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {type: LoadBalancer}\n",
-            )
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), Some(1));
-        serde_json::from_slice(&output.stdout).unwrap()
+        let (code, stdout) = run_on_a_load_balancer(&["check", "-o", format]);
+        assert_eq!(code, Some(1));
+        serde_json::from_slice(&stdout).unwrap()
     };
     let expression = "!has(object.spec.type) || object.spec.type != 'LoadBalancer' || (has(object.metadata.labels) && \
                       'cost-center' in object.metadata.labels) || (has(namespaceObject.metadata.labels) && \
