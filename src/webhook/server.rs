@@ -10,13 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get};
 use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsAcceptor;
 use hyper_util::rt::TokioTimer;
@@ -29,7 +27,7 @@ use super::review::Review;
 use super::tls::{CertStore, TlsError};
 use crate::cluster::ingress_classes::Snapshot;
 use crate::cluster::{Caches, GatewayCache, IngressClassCache, Lookup, NamespaceCache};
-use crate::engine::gateway::view::EMPTY as NO_GATEWAYS;
+use crate::engine::gateway::view::{EMPTY as NO_GATEWAYS, GatewayView};
 use crate::engine::{self, Input, Kind, NamespaceLabels, Object, PolicySet, Stage};
 use crate::metrics::{self, Metrics};
 use crate::policy::PolicyStore;
@@ -167,10 +165,13 @@ impl AppState {
 
 /// The webhook routes (served over TLS).
 pub fn webhook_router(state: Arc<AppState>) -> Router {
+    // `/validate` and `/mutate` take every method and answer all but POST
+    // 405 themselves, inside the guard, as a guard layered on `post` routes
+    // would: one handler per review instead of a middleware that clones the
+    // route's service and boxes a second future per request.
     Router::new()
-        .route("/validate", post(validate))
-        .route("/mutate", post(mutate))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .route("/validate", any(validate))
+        .route("/mutate", any(mutate))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -188,15 +189,14 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
 /// Bounds the reviews in flight and the time each may take, body included, so
 /// an overload or a slow client gets a fast, clear answer instead of a queue.
 /// Every error answer ([`WebhookError`]) is counted here, once.
-async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn guard(state: &AppState, stage: Stage, request: Request) -> Response {
     let started = Instant::now();
-    let stage = if request.uri().path() == "/mutate" { Stage::Mutate } else { Stage::Validate };
     let response = match state.in_flight.try_acquire() {
         Err(_) => {
             debug!(max_in_flight = state.limits.max_in_flight, "overloaded: review refused");
             WebhookError::Overloaded(state.limits.max_in_flight).into_response()
         }
-        Ok(_permit) => match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+        Ok(_permit) => match tokio::time::timeout(state.limits.request_timeout, receive(state, stage, request)).await {
             Ok(response) => response,
             Err(_) => {
                 let seconds = state.limits.request_timeout.as_secs_f64();
@@ -211,20 +211,27 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     response
 }
 
-async fn validate(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, WebhookError> {
-    review(&state, Stage::Validate, &headers, &body?).await
+async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    guard(&state, Stage::Validate, request).await
 }
 
-async fn mutate(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, WebhookError> {
-    review(&state, Stage::Mutate, &headers, &body?).await
+async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    guard(&state, Stage::Mutate, request).await
+}
+
+/// A review's request: POST only (else 405 with `Allow: POST`, as a `post`
+/// route answers), its body read whole (within [`MAX_BODY_BYTES`]) before the
+/// content type is checked. The headers are read in place, not copied.
+async fn receive(state: &AppState, stage: Stage, request: Request) -> Response {
+    if request.method() != Method::POST {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, HeaderValue::from_static("POST"))]).into_response();
+    }
+    let json = is_json(request.headers());
+    let answer = match Bytes::from_request(request, &()).await {
+        Ok(body) => review(state, stage, json, &body).await,
+        Err(rejection) => Err(WebhookError::from(rejection)),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn healthz() -> &'static str {
@@ -270,38 +277,15 @@ fn webhook_name(stage: Stage) -> &'static str {
 }
 
 /// Answers one AdmissionReview.
-async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]) -> Result<Response, WebhookError> {
+async fn review(state: &AppState, stage: Stage, json: bool, body: &[u8]) -> Result<Response, WebhookError> {
     let started = Instant::now();
-    if !is_json(headers) {
+    if !json {
         return Err(WebhookError::NotJson);
     }
     let review = Review::decode(body).inspect_err(|error| {
         debug!(webhook = webhook_name(stage), %error, "undecodable review");
     })?;
-    let namespace = async {
-        match &state.namespaces {
-            Some(cache) if !review.namespace.is_empty() => Some(cache.lookup(&review.namespace).await),
-            _ => None,
-        }
-    };
-    // Only a route attaches to Gateways; a snapshot is one `Arc` clone, and a
-    // validation also fetches the parents the snapshot lacks (at the same
-    // time as the namespace, each bounded).
-    let gateways = async {
-        match &state.gateways {
-            Some(cache) if matches!(review.kind, Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute) => {
-                Some(if stage == Stage::Validate {
-                    let objects = [review.object.as_ref(), review.old_object.as_ref()];
-                    let routes: Vec<_> = objects.into_iter().flatten().filter_map(Object::route).collect();
-                    cache.view_for(&review.namespace, &routes).await
-                } else {
-                    cache.snapshot()
-                })
-            }
-            _ => None,
-        }
-    };
-    let (lookup, gateways) = tokio::join!(namespace, gateways);
+    let (lookup, gateways) = cluster_lookups(state, stage, &review).await;
     let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
     // Only an Ingress has a class; a snapshot is one `Arc` clone.
     let classes = match &state.ingress_classes {
@@ -344,7 +328,55 @@ async fn review(state: &AppState, stage: Stage, headers: &HeaderMap, body: &[u8]
         findings = decision.findings.len(), patch_ops = decision.patch.0.len(),
         micros = started.elapsed().as_micros() as u64, "reviewed"
     );
-    Ok(([(header::CONTENT_TYPE, "application/json")], response).into_response())
+    let mut answer = Response::new(Body::from(response));
+    answer.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(answer)
+}
+
+/// What the cluster says about a review: its namespace's labels and, for a
+/// route, the Gateways it may attach to (`None` without the cache). A
+/// namespace the cache holds and a route being mutated are answered at once;
+/// only a namespace the cache lacks or a route being validated (whose missing
+/// parents are fetched) waits, both at the same time, each bounded. That
+/// waiting is boxed, so a review that needs none of it carries none of its
+/// state.
+async fn cluster_lookups(
+    state: &AppState,
+    stage: Stage,
+    review: &Review,
+) -> (Option<Lookup>, Option<Arc<GatewayView>>) {
+    let namespaces = state.namespaces.as_ref().filter(|_| !review.namespace.is_empty());
+    let cached = namespaces.and_then(|cache| cache.labels(&review.namespace)).map(Lookup::Found);
+    let gateways =
+        state.gateways.as_ref().filter(|_| matches!(review.kind, Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute));
+    let waits = (namespaces.is_some() && cached.is_none()) || (gateways.is_some() && stage == Stage::Validate);
+    if !waits {
+        return (cached, gateways.map(|cache| cache.snapshot()));
+    }
+    Box::pin(async move {
+        let namespace = async {
+            match (cached, namespaces) {
+                (Some(found), _) => Some(found),
+                (None, Some(cache)) => Some(cache.lookup(&review.namespace).await),
+                (None, None) => None,
+            }
+        };
+        // A snapshot is one `Arc` clone; a validation also fetches the
+        // parents the snapshot lacks.
+        let gateways = async {
+            match gateways {
+                Some(cache) if stage == Stage::Validate => {
+                    let objects = [review.object.as_ref(), review.old_object.as_ref()];
+                    let routes: Vec<_> = objects.into_iter().flatten().filter_map(Object::route).collect();
+                    Some(cache.view_for(&review.namespace, &routes).await)
+                }
+                Some(cache) => Some(cache.snapshot()),
+                None => None,
+            }
+        };
+        tokio::join!(namespace, gateways)
+    })
+    .await
 }
 
 /// Where and how to serve.
@@ -466,6 +498,19 @@ pub async fn start(config: &ServeConfig, state: Arc<AppState>) -> Result<Running
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_review_path_answers_other_methods_405_allowing_post() {
+        use tower::ServiceExt as _;
+        let router = webhook_router(AppState::new(PolicySet::default()));
+        for (method, path) in [(Method::GET, "/validate"), (Method::PUT, "/mutate"), (Method::HEAD, "/validate")] {
+            let request = Request::builder().method(method.clone()).uri(path).body(Body::empty()).unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(response.headers()[header::ALLOW], "POST", "{method} {path}");
+            assert!(response.extensions().get::<Counted>().is_none(), "{method} {path}");
+        }
+    }
 
     #[test]
     fn json_content_types() {
