@@ -110,7 +110,7 @@ impl<'a> Attachment<'a> {
                 cut(&listener.name),
                 cut(&listener.protocol),
                 listener.port,
-                parent_name(parent, namespace)
+                ParentName(parent, namespace)
             ),
             Attachment::Unknown { parent, .. } => parent_name(parent, namespace),
         }
@@ -194,8 +194,18 @@ pub(crate) fn push_unknown_notices(
 
 /// `Gateway infra/public` (the parent's kind, namespace and name).
 pub(crate) fn parent_name(parent: &ParentRef, namespace: &str) -> String {
-    let kind = parent.parent_kind().map_or("Gateway", |kind| kind.as_str());
-    format!("{kind} {}/{}", cut(parent.namespace_or(namespace)), cut(&parent.name))
+    ParentName(parent, namespace).to_string()
+}
+
+/// [`parent_name`], written where it is shown instead of into a string of its own.
+struct ParentName<'a>(&'a ParentRef, &'a str);
+
+impl std::fmt::Display for ParentName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ParentName(parent, namespace) = self;
+        let kind = parent.parent_kind().map_or("Gateway", |kind| kind.as_str());
+        write!(f, "{kind} {}/{}", cut(parent.namespace_or(namespace)), cut(&parent.name))
+    }
 }
 
 /// A name cut after [`SHOWN`] characters, so that a line stays short.

@@ -37,6 +37,51 @@ pub struct ParentKey {
     pub name: String,
 }
 
+/// A [`ParentKey`] or its borrowed parts, so that a parent is looked up
+/// without copying the names of the reference into a key.
+trait KeyParts {
+    fn parts(&self) -> (ParentKind, &str, &str);
+}
+
+impl KeyParts for ParentKey {
+    fn parts(&self) -> (ParentKind, &str, &str) {
+        (self.kind, &self.namespace, &self.name)
+    }
+}
+
+impl KeyParts for (ParentKind, &str, &str) {
+    fn parts(&self) -> (ParentKind, &str, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyParts + 'a> for ParentKey {
+    fn borrow(&self) -> &(dyn KeyParts + 'a) {
+        self
+    }
+}
+
+// The order of `ParentKey`'s derived `Ord`: kind, namespace, name.
+impl PartialEq for dyn KeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyParts + '_ {}
+
+impl PartialOrd for dyn KeyParts + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyParts + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
 /// What the view keeps of a Gateway or ListenerSet.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Parent {
@@ -172,12 +217,8 @@ impl GatewayView {
     /// The parent a route's `parentRefs` entry names, if known; `None` also
     /// for a reference to something that is not a Gateway or ListenerSet.
     pub fn parent(&self, reference: &ParentRef, route_namespace: &str) -> Option<&Parent> {
-        let key = ParentKey {
-            kind: reference.parent_kind()?,
-            namespace: reference.namespace_or(route_namespace).to_owned(),
-            name: reference.name.clone(),
-        };
-        self.parents.get(&key)
+        let key = (reference.parent_kind()?, reference.namespace_or(route_namespace), reference.name.as_str());
+        self.parents.get(&key as &dyn KeyParts)
     }
 
     /// The policies that target the object of `group`/`kind` named `name` in `namespace`.

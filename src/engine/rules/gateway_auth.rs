@@ -46,6 +46,10 @@ pub struct GatewayAuth {
     /// Kinds of policy objects that authenticate the routes and Gateways they target.
     #[serde(default = "default_policies", deserialize_with = "group_kinds")]
     policies: Vec<GroupKind>,
+    /// What to add, as a denial says it ([`GatewayAuth::fix`]): the same for
+    /// every route, so composed once.
+    #[serde(skip)]
+    fix: std::sync::OnceLock<String>,
 }
 
 /// An `extensionRefs` entry: a group and kind, and optionally which names.
@@ -267,7 +271,11 @@ impl GatewayAuth {
 
     /// How to add authentication, from the lists this policy accepts; short,
     /// so that the warning of a Warn policy stays whole.
-    fn fix(&self) -> String {
+    fn fix(&self) -> &str {
+        self.fix.get_or_init(|| self.compose_fix())
+    }
+
+    fn compose_fix(&self) -> String {
         let mut ways: Vec<String> = Vec::new();
         if !self.filters.is_empty() {
             let types = self.filters.join("/");
