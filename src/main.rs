@@ -15,6 +15,11 @@ use portcullis::reload::{self, Reloaders};
 use portcullis::suite;
 use portcullis::webhook::{self as server, AppState, Limits, ServeConfig, certs};
 
+/// mimalloc instead of glibc's malloc: the per-review path allocates and frees
+/// small blocks from two worker threads (BENCHMARKS.md, issue 16).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // One crypto provider for the whole process, chosen explicitly.
     rustls::crypto::ring::default_provider()
