@@ -330,3 +330,21 @@ fn check_json_and_sarif_name_the_failed_validation() {
         json!({"validation": {"index": 0, "expression": expression}})
     );
 }
+
+#[test]
+fn request_name_is_empty_for_a_generated_name_as_the_api_server_sends_it() {
+    let set = policies(
+        "      validations:
+        - expression: \"request.name == '' || request.name == object.metadata.name\"
+          message: \"request.name is the object's name\"
+        - expression: \"request.name != ''\"
+          messageExpression: \"'generated from ' + object.metadata.generateName\"
+",
+    );
+    let generated = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"generateName": "web-"}, "spec": {}});
+    assert_eq!(
+        judge(&set, &review("CREATE", "shop", generated, None)).as_deref(),
+        Some("[custom] Service shop/web-: generated from web-")
+    );
+    assert_eq!(judge(&set, &review("CREATE", "shop", service("api", json!({}), json!({})), None)), None);
+}

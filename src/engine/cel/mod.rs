@@ -20,9 +20,10 @@ use std::sync::Arc;
 
 use kube_cel::KubeCelExt;
 use kube_cel::cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr, operators};
+use kube_cel::cel::extractors::{Arguments, This};
 use kube_cel::cel::objects::{Key, Map};
 use kube_cel::cel::parser::Parser;
-use kube_cel::cel::{Context, ExecutionError, FunctionContext, Value};
+use kube_cel::cel::{Context, ExecutionError, FunctionContext, ResolveResult, Value};
 
 pub use value::{from_json, map, object_value, string};
 
@@ -295,6 +296,50 @@ fn size(value: &Value) -> u64 {
     }
 }
 
+/// Charges the size of a string of `bytes` bytes about to be built.
+fn charge_output(bytes: usize) -> Result<(), ExecutionError> {
+    charge(1 + bytes as u64 / 64)
+}
+
+/// kube-cel's `<string>.replace(<from>, <to>[, <n>])`, charged for its result
+/// first: an empty `from` matches between every two characters, so the result
+/// can be the string's length times `to`'s.
+fn bounded_replace(This(this): This<Arc<String>>, Arguments(args): Arguments) -> ResolveResult {
+    let (Some(Value::String(from)), Some(Value::String(to))) = (args.first(), args.get(1)) else {
+        return Err(ExecutionError::function_error("replace", "expected string argument"));
+    };
+    let limit = match args.get(2) {
+        Some(Value::Int(n)) => (*n).max(0) as usize,
+        _ => usize::MAX,
+    };
+    let matches = if from.is_empty() { this.chars().count() + 1 } else { this.matches(from.as_str()).count() };
+    charge_output(this.len().saturating_add(matches.min(limit).saturating_mul(to.len())))?;
+    let result = match args.get(2) {
+        Some(Value::Int(_)) => this.replacen(from.as_str(), to.as_str(), limit),
+        _ => this.replace(from.as_str(), to.as_str()),
+    };
+    Ok(Value::String(Arc::new(result)))
+}
+
+/// kube-cel's `<list>.join([<separator>])`, charged for its result first (a
+/// long separator repeats once per item).
+fn bounded_join(This(this): This<Arc<Vec<Value>>>, Arguments(args): Arguments) -> ResolveResult {
+    let separator = match args.first() {
+        Some(Value::String(separator)) => separator.as_str(),
+        _ => "",
+    };
+    let parts: Vec<String> = this
+        .iter()
+        .map(|value| match value {
+            Value::String(text) => text.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let length = parts.iter().map(String::len).sum::<usize>();
+    charge_output(length.saturating_add(separator.len().saturating_mul(parts.len().saturating_sub(1))))?;
+    Ok(Value::String(Arc::new(parts.join(separator))))
+}
+
 fn step(ftx: &FunctionContext) -> Result<Value, ExecutionError> {
     let [_accumulator, condition] = ftx.args else { return Err(ftx.error("expects two arguments")) };
     charge(1)?;
@@ -319,6 +364,11 @@ thread_local! {
         let mut context = Context::default().with_all();
         context.add_function(STEP, step);
         context.add_function(CHARGE, charged);
+        // The two library functions whose result can be far larger than their
+        // arguments (the charges above read arguments): the same functions,
+        // charged for their result before they build it.
+        context.add_function("replace", bounded_replace);
+        context.add_function("join", bounded_join);
         context
     };
 }

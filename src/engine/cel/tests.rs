@@ -100,3 +100,16 @@ fn typed_objects_reach_cel_as_their_json_would() {
     }
     assert!(compared >= 20, "{compared}");
 }
+
+#[test]
+fn replace_and_join_are_charged_for_what_they_would_build() {
+    // 10,000 characters with an empty pattern: 10,001 copies of 10,000
+    // characters (100 MB) would be built; the charge refuses it first.
+    let source =
+        "'x'.replace('', 'y') == 'yxy' && ['a', 'b'].join('-') == 'a-b' && 'aaa'.replace('a', 'b', 2) == 'bba'";
+    assert_eq!(evaluate(source), Evaluated::Value(Value::Bool(true)));
+    let huge = "object.spec.items.map(i, 'abcdefghij').join('').replace('', object.spec.items.map(i, 'abcdefghij').join('')).size() > 0";
+    assert_eq!(evaluate(huge), Evaluated::CostExceeded);
+    let joined = "object.spec.items.join(object.spec.items.map(i, 'abcdefghijklmnopqrstuvwxyz').join('')).size() > 0";
+    assert_eq!(evaluate(joined), Evaluated::CostExceeded);
+}

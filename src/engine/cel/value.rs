@@ -54,7 +54,8 @@ pub fn object_value(object: &Object, json: Option<&str>) -> Value {
     }
     let json = match (object, json) {
         (Object::Service(_) | Object::Ingress(_), _) => return Value::Null,
-        (Object::Other | Object::Invalid { .. }, _) | (_, None) => return Value::Null,
+        // An object of a lean kind that does not fit its type still has its JSON.
+        (Object::Other, _) | (_, None) => return Value::Null,
         (_, Some(json)) => serde_json::from_str::<serde_json::Value>(json).map(|mut json| {
             if let Some(fields) = json.as_object_mut() {
                 fields.remove("status");

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::engine::Finding;
 use crate::engine::cel::{self, Evaluated, Evaluation, Expression, STEP_LIMIT, Session};
 use crate::engine::input::{NamespaceLabels, Operation};
-use crate::engine::object::{Kind, Object};
+use crate::engine::object::Kind;
 
 use super::Subject;
 use cel::{map, string};
@@ -244,17 +244,17 @@ fn activation(subject: &Subject<'_>) -> Evaluation {
         _ => "",
     };
     let groups = Value::List(std::sync::Arc::new(input.user.groups.iter().map(|g| string(g)).collect()));
-    let name = match subject.object {
-        Object::Service(_) | Object::Ingress(_) => subject.object.metadata().and_then(|m| m.name.as_deref()),
-        _ => None,
-    };
+    // The object's own name, as the API server's `request.name`: empty for a
+    // CREATE with only `generateName` (portcullis's messages name that one
+    // by its prefix).
+    let name = subject.object.metadata().and_then(|metadata| metadata.name.as_deref());
     let request_value = map([
         ("kind", map([("group", string(group)), ("version", string(version)), ("kind", string(kind))])),
         (
             "resource",
             map([("group", string(group)), ("version", string(version)), ("resource", string(input.kind.resource()))]),
         ),
-        ("name", string(name.unwrap_or(input.name))),
+        ("name", string(name.unwrap_or_default())),
         ("namespace", string(input.namespace)),
         ("operation", string(input.operation.as_str())),
         ("userInfo", map([("username", string(input.user.username)), ("groups", groups)])),
@@ -283,6 +283,7 @@ fn namespace_object(name: &str, labels: Option<&std::collections::BTreeMap<Strin
 mod tests {
     use super::super::testing::{check, rule, service};
     use super::*;
+    use crate::engine::Object;
     use serde_json::json;
 
     fn cel(validations: serde_json::Value) -> super::super::Rule {
