@@ -283,7 +283,7 @@ fn an_environment_by_labels_becomes_the_namespace_selector_and_exceptions_a_matc
             name: "portcullis-exceptions".into(),
             expression: "!(request.userInfo.username in ['alice'] \
                          || request.userInfo.username.startsWith('system:serviceaccount:ops:') \
-                         || request.userInfo.groups.exists(g, g in ['platform-admins']))"
+                         || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in ['platform-admins'])))"
                 .into(),
         }])
     );
@@ -390,4 +390,26 @@ fn the_readme_shows_the_export_as_it_runs() {
     let shown = &readme[start..start + readme[start..].find("```\n").unwrap()];
     let run = vap(&[LOAD_BALANCER]);
     assert_eq!(shown, format!("{}{}", run.stderr, run.stdout));
+}
+
+#[test]
+fn an_excluded_environment_that_selects_every_namespace_leaves_none() {
+    let dir = temp_dir("everywhere");
+    let environment = "apiVersion: portcullis.dev/v1alpha1\nkind: Environment\nmetadata: {name: everywhere}\n\
+                       spec:\n  namespaceSelector: {}\n";
+    std::fs::write(dir.join("environments.yaml"), environment).unwrap();
+    let policy = WARN_IN_STAGING.replace(
+        "    environments: [staging]\n    excludeEnvironments: [sandbox]\n",
+        "    excludeEnvironments: [everywhere]\n",
+    );
+    std::fs::write(dir.join("lb.yaml"), policy).unwrap();
+    let run = vap(&["lb-in-staging", "--policies", dir.to_str().unwrap()]);
+    assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""), "{}", run.stdout);
+    let (_, exports) = parse(&run.stdout);
+    let selector = exports[0].0.spec.as_ref().unwrap().match_constraints.as_ref().unwrap().namespace_selector.clone();
+    let expressions = selector.unwrap().match_expressions.unwrap();
+    assert!(
+        expressions.iter().any(|e| e.key == "kubernetes.io/metadata.name" && e.operator == "DoesNotExist"),
+        "{expressions:?}"
+    );
 }

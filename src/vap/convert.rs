@@ -305,7 +305,10 @@ fn namespace_selector(policy: &Policy, environments: &[Environment], notes: &mut
         }
         if let Some(selector) = env.selector() {
             let mut requirements: Vec<Requirement> = selector.clone().into_iter().collect();
-            if requirements.len() == 1 {
+            if requirements.is_empty() {
+                // An empty selector selects every namespace: leaving it out leaves none.
+                expressions.push(requirement(NAME_LABEL, "DoesNotExist", None));
+            } else if requirements.len() == 1 {
                 expressions.push(as_requirement(negated(requirements.remove(0))));
             } else {
                 notes.push(format!(
@@ -334,7 +337,21 @@ fn namespace_selector(policy: &Policy, environments: &[Environment], notes: &mut
 
 /// A CEL string literal.
 fn quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+    let mut literal = String::with_capacity(text.len() + 2);
+    literal.push('\'');
+    for character in text.chars() {
+        match character {
+            '\\' => literal.push_str("\\\\"),
+            '\'' => literal.push_str("\\'"),
+            '\n' => literal.push_str("\\n"),
+            '\r' => literal.push_str("\\r"),
+            '\t' => literal.push_str("\\t"),
+            character if character.is_control() => literal.push_str(&format!("\\u{:04x}", u32::from(character))),
+            character => literal.push(character),
+        }
+    }
+    literal.push('\'');
+    literal
 }
 
 /// `pattern` as `Exact` (no metacharacter), `Prefix` (one `*`, at the end) or neither.
@@ -372,9 +389,10 @@ fn exceptions_condition(exceptions: &[Exception], notes: &mut Vec<String>) -> Op
         for group in exception.groups.patterns() {
             match pattern(group) {
                 Some(Pattern::Exact(name)) => groups.push(name),
-                Some(Pattern::Prefix(prefix)) => {
-                    terms.push(format!("request.userInfo.groups.exists(g, g.startsWith({}))", quoted(&prefix)))
-                }
+                Some(Pattern::Prefix(prefix)) => terms.push(format!(
+                    "(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g.startsWith({})))",
+                    quoted(&prefix)
+                )),
                 None => left_out.push(format!("exceptions[{index}].groups {group}")),
             }
         }
@@ -405,7 +423,11 @@ fn exceptions_condition(exceptions: &[Exception], notes: &mut Vec<String>) -> Op
     }
     if !groups.is_empty() {
         let names: Vec<String> = groups.iter().map(|name| quoted(name)).collect();
-        terms.push(format!("request.userInfo.groups.exists(g, g in [{}])", names.join(", ")));
+        // `groups` is left out of a request whose user has none.
+        terms.push(format!(
+            "(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in [{}]))",
+            names.join(", ")
+        ));
     }
     (!terms.is_empty()).then(|| format!("!({})", terms.join(" || ")))
 }
@@ -455,9 +477,9 @@ mod tests {
             exceptions_condition(&[exception], &mut notes).unwrap(),
             "!(request.userInfo.username in ['alice', 'o\\'brien', 'system:serviceaccount:ops:deployer'] \
              || request.userInfo.username.startsWith('ci-') \
-             || request.userInfo.groups.exists(g, g.startsWith('team-')) \
+             || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g.startsWith('team-'))) \
              || request.userInfo.username.startsWith('system:serviceaccount:ops:') \
-             || request.userInfo.groups.exists(g, g in ['platform-admins']))"
+             || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in ['platform-admins'])))"
         );
         assert_eq!(
             notes,
@@ -467,6 +489,12 @@ mod tests {
         let mut notes = Vec::new();
         assert_eq!(exceptions_condition(&[], &mut notes), None);
         assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn string_literals_escape_quotes_backslashes_and_control_characters() {
+        assert_eq!(quoted("o'brien\\x"), "'o\\'brien\\\\x'");
+        assert_eq!(quoted("a\nb\r\tc\u{7}"), "'a\\nb\\r\\tc\\u0007'");
     }
 
     #[test]
