@@ -111,7 +111,7 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         let mut outcome = Outcome::Pass;
         let mut old_findings: Option<Vec<Finding>> = None;
         for found in policy.rule().check(&subject) {
-            let text = match found {
+            let (text, validation) = match found {
                 Finding::Warning(text) => {
                     if policy.action() != Action::Audit {
                         decision.findings.push(finding(Severity::Warn, text, false, None));
@@ -136,7 +136,6 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
                     (text, validation)
                 }
             };
-            let (text, validation) = text;
             outcome = Outcome::Fail;
             let existed = policy.existing_violations() == ExistingViolations::Warn
                 && input.operation == Operation::Update

@@ -417,11 +417,6 @@ impl Evaluation {
             f(&mut Session { context, declared: HashMap::new() })
         })
     }
-
-    /// Evaluates one expression alone.
-    pub fn evaluate(self, expression: &Expression) -> Evaluated {
-        self.run(|session| session.evaluate(expression))
-    }
 }
 
 /// The expressions of one evaluation share its context and budget.
@@ -465,11 +460,6 @@ impl Session<'_> {
             context.add_variable_from_value("variables", variables)
         }))
         .map_err(|_| format!("its value cannot be a variable ({})", name))
-    }
-
-    /// The steps left in this evaluation.
-    pub fn steps_left(&self) -> u64 {
-        LEFT.get()
     }
 }
 

@@ -5,7 +5,7 @@ fn evaluate(source: &str) -> Evaluated {
     let expression = Expression::compile(source).expect("compiles");
     let list = Value::List(Arc::new((0..1000).map(Value::Int).collect()));
     let object = map([("spec", map([("items", list)]))]);
-    Evaluation::new(object, Value::Null, Value::Null, Value::Null).evaluate(&expression)
+    Evaluation::new(object, Value::Null, Value::Null, Value::Null).run(|session| session.evaluate(&expression))
 }
 
 #[test]
