@@ -175,16 +175,21 @@ fn a_compile_error_at_load_names_file_policy_expression_and_column() {
     );
 }
 
-#[test]
-fn an_expensive_expression_is_cut_off_and_denied_quickly() {
-    let set = policies(
-        "      validations:
+const EXPENSIVE: &str = "      validations:
         - expression: \"object.spec.ports.all(a, object.spec.ports.all(b, object.spec.ports.all(c, a.port + b.port + c.port > 0)))\"
           message: \"never\"
-",
-    );
+";
+
+/// A Service with 1,000 ports: [`EXPENSIVE`] would take 10^9 steps over it.
+fn many_ports() -> Value {
     let ports: Vec<Value> = (1..=1000).map(|port| json!({"name": format!("p{port}"), "port": port})).collect();
-    let body = review("CREATE", "shop", service("api", json!({}), json!({"ports": ports})), None);
+    review("CREATE", "shop", service("api", json!({}), json!({"ports": ports})), None)
+}
+
+#[test]
+fn an_expensive_expression_is_cut_off_and_denied_quickly() {
+    let set = policies(EXPENSIVE);
+    let body = many_ports();
     let started = std::time::Instant::now();
     let (message, decision) = judge_with(&set, &body, NamespaceLabels::none());
     // 10^9 comprehension steps unbounded: minutes. Cut off after 1,000,000.
@@ -347,4 +352,37 @@ fn request_name_is_empty_for_a_generated_name_as_the_api_server_sends_it() {
         Some("[custom] Service shop/web-: generated from web-")
     );
     assert_eq!(judge(&set, &review("CREATE", "shop", service("api", json!({}), json!({})), None)), None);
+}
+
+/// The webhook serving `set`, answering within `timeout`.
+fn webhook(set: PolicySet, timeout: std::time::Duration) -> axum::Router {
+    let limits = portcullis::webhook::Limits { max_in_flight: 8, request_timeout: timeout };
+    let store = portcullis::policy::PolicyStore::new(set);
+    let metrics = std::sync::Arc::new(portcullis::metrics::Metrics::new());
+    portcullis::webhook::webhook_router(portcullis::webhook::AppState::with_limits(store, metrics, None, limits))
+}
+
+#[tokio::test]
+async fn the_webhook_answers_a_cel_review_with_the_rules_message() {
+    let webhook = webhook(policies(COST_CENTER), std::time::Duration::from_secs(3));
+    let lb = service("api", json!({}), json!({"type": "LoadBalancer"}));
+    let out = common::http::post_review(&webhook, "/validate", &review("CREATE", "shop", lb, None)).await;
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    assert_eq!(
+        out["response"]["status"]["message"],
+        "[custom] Service shop/api: a LoadBalancer needs a cost-center label; add metadata.labels.cost-center"
+    );
+}
+
+/// A costly CEL evaluation runs off the runtime's workers: on this test's
+/// one-thread runtime, evaluated inline it would hold the timer until it
+/// finished (about a second in a debug build) and answer 200; off the
+/// runtime, `--request-timeout` answers first.
+#[tokio::test]
+async fn a_costly_cel_review_does_not_hold_the_runtime_past_the_request_timeout() {
+    let webhook = webhook(policies(EXPENSIVE), std::time::Duration::from_millis(50));
+    let body = serde_json::to_vec(&many_ports()).unwrap();
+    let reply = common::http::post(&webhook, "/validate", Some("application/json"), body).await;
+    assert_eq!(reply.status, axum::http::StatusCode::REQUEST_TIMEOUT, "{}", reply.text());
+    assert_eq!(reply.text(), "review not received and answered within 0.05s\n");
 }

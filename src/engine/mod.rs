@@ -59,6 +59,8 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         // that would leave it terminating for ever.
         return decision;
     }
+    // The `cel` rules of this review share one budget (see `cel::REVIEW_STEP_LIMIT`).
+    let _cel_budget = cel::ReviewBudget::start();
     let controller = match object {
         Object::Ingress(ingress) => policies.controllers().resolve(ingress, input.ingress_classes),
         _ => None,

@@ -410,11 +410,20 @@ pub struct PolicySet {
     policies: Vec<Policy>,
     environments: Vec<Environment>,
     controllers: ControllerMap,
+    has_cel: bool,
 }
 
 impl PolicySet {
     pub fn new(policies: Vec<Policy>, environments: Vec<Environment>, controllers: ControllerMap) -> Self {
-        PolicySet { policies, environments, controllers }
+        let has_cel = policies.iter().any(|policy| matches!(policy.rule(), super::rules::Rule::Cel(_)));
+        PolicySet { policies, environments, controllers, has_cel }
+    }
+
+    /// Whether any policy is a `cel` rule, whose evaluation can take up to
+    /// [`super::cel::REVIEW_STEP_LIMIT`] steps (a second or so) rather than
+    /// microseconds.
+    pub fn has_cel(&self) -> bool {
+        self.has_cel
     }
 
     pub fn policies(&self) -> &[Policy] {

@@ -25,6 +25,10 @@ pub enum WebhookError {
     Body(#[from] BytesRejection),
     #[error("{0}")]
     Undecodable(#[from] DecodeError),
+    /// The evaluation of the review ended without an answer (it panicked, or
+    /// the runtime is shutting down).
+    #[error("the review could not be evaluated")]
+    Evaluation,
 }
 
 /// Marks a response as an error answer, for the error metric.
@@ -39,6 +43,7 @@ impl WebhookError {
             WebhookError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebhookError::Body(rejection) => rejection.status(),
             WebhookError::Undecodable(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Evaluation => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

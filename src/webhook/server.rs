@@ -20,7 +20,7 @@ use axum_server::tls_rustls::RustlsAcceptor;
 use hyper_util::rt::TokioTimer;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::error::{Counted, WebhookError};
 use super::review::Review;
@@ -286,20 +286,36 @@ async fn review(state: &AppState, stage: Stage, json: bool, body: &[u8]) -> Resu
         debug!(webhook = webhook_name(stage), %error, "undecodable review");
     })?;
     let (lookup, gateways) = cluster_lookups(state, stage, &review).await;
-    let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
     // Only an Ingress has a class; a snapshot is one `Arc` clone.
     let classes = match &state.ingress_classes {
         Some(cache) if review.kind == Kind::Ingress => cache.snapshot(),
         _ => Snapshot::default(),
     };
     let policies = state.policies();
-    let input = Input {
-        ingress_classes: classes.classes(),
-        gateways: gateways.as_deref().unwrap_or(&NO_GATEWAYS),
-        ..review.input(stage)
+    let has_cel = policies.has_cel();
+    let decide = move || {
+        let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
+        let input = Input {
+            ingress_classes: classes.classes(),
+            gateways: gateways.as_deref().unwrap_or(&NO_GATEWAYS),
+            ..review.input(stage)
+        };
+        let decision = engine::evaluate(&input, &policies, labels);
+        let response = review.respond(&decision, &policies);
+        (review, policies, decision, response)
     };
-    let decision = engine::evaluate(&input, &policies, labels);
-    let response = review.respond(&decision, &policies);
+    // Built-in rules take microseconds and run here; `cel` rules can take up
+    // to their review budget (a second or so), so with any loaded they run on
+    // the blocking pool rather than hold one of the few runtime workers (and
+    // `--request-timeout` still answers on time).
+    let (review, policies, decision, response) = if has_cel {
+        tokio::task::spawn_blocking(decide).await.map_err(|error| {
+            error!(webhook = webhook_name(stage), %error, "the review's evaluation did not finish");
+            WebhookError::Evaluation
+        })?
+    } else {
+        decide()
+    };
     state.metrics.record_review(
         stage,
         review.operation,

@@ -7,10 +7,12 @@
 //! the same version), checked for names that cannot resolve, and rewritten so
 //! that evaluation is bounded: every comprehension step (`all`, `exists`,
 //! `exists_one`, `map`, `filter`) and every function or operator argument is
-//! charged against a per-evaluation budget of [`STEP_LIMIT`] steps. The
-//! interpreter has no limit of its own; the budget lives in a thread-local
-//! (evaluation is synchronous, on one thread) and is sticky, so an exceeded
-//! budget cannot be hidden by `||` or `&&` absorbing the error.
+//! charged against a per-evaluation budget of [`STEP_LIMIT`] steps, and
+//! against the review's budget of [`REVIEW_STEP_LIMIT`] steps that all the
+//! `cel` rules judging one object share. The interpreter has no limit of its
+//! own; the budgets live in thread-locals (evaluation is synchronous, on one
+//! thread) and an exceeded one is sticky, so it cannot be hidden by `||` or
+//! `&&` absorbing the error.
 
 mod value;
 
@@ -33,6 +35,12 @@ pub use value::{from_json, map, object_value, string};
 /// strings one per 64 bytes). A cut-off evaluation takes about 1.2 s in a
 /// debug build here, 0.3 s in release (BENCHMARKS.md, `cel/evaluate cut-off-at-budget`).
 pub const STEP_LIMIT: u64 = 1_000_000;
+
+/// The steps all the `cel` rules of one review may take together (within a
+/// [`ReviewBudget`]), so that many costly rules cannot together hold a
+/// review past the webhook's timeout: about 1.5 s in release. Rules evaluated
+/// after it is spent fail closed at once.
+pub const REVIEW_STEP_LIMIT: u64 = 5_000_000;
 
 /// The deepest nesting the parser accepts.
 pub const MAX_DEPTH: u16 = 48;
@@ -266,22 +274,67 @@ fn position(source: &str, token: &str) -> (usize, usize) {
     (line, column)
 }
 
+/// Which budget an evaluation ran out of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// The rule's own, [`STEP_LIMIT`].
+    Rule,
+    /// The one all the rules of the review share, [`REVIEW_STEP_LIMIT`].
+    Review,
+}
+
 thread_local! {
     /// Steps left in the current evaluation.
     static LEFT: Cell<u64> = const { Cell::new(STEP_LIMIT) };
-    /// Whether the current evaluation ran out (sticky until the next starts).
-    static EXCEEDED: Cell<bool> = const { Cell::new(false) };
+    /// Steps left in the current review; unbounded outside a [`ReviewBudget`].
+    static REVIEW_LEFT: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// The budget the current evaluation ran out of (sticky until the next starts).
+    static EXCEEDED: Cell<Option<Limit>> = const { Cell::new(None) };
 }
 
 fn charge(steps: u64) -> Result<(), ExecutionError> {
-    let left = LEFT.get();
-    if EXCEEDED.get() || steps > left {
-        EXCEEDED.set(true);
+    let (left, review_left) = (LEFT.get(), REVIEW_LEFT.get());
+    let exceeded = match EXCEEDED.get() {
+        Some(limit) => Some(limit),
+        None if steps > left => Some(Limit::Rule),
+        None if steps > review_left => Some(Limit::Review),
+        None => None,
+    };
+    if let Some(limit) = exceeded {
+        EXCEEDED.set(Some(limit));
         LEFT.set(0);
+        if limit == Limit::Review {
+            REVIEW_LEFT.set(0);
+        }
         return Err(ExecutionError::function_error("cost", "the evaluation exceeded its cost limit"));
     }
     LEFT.set(left - steps);
+    REVIEW_LEFT.set(review_left - steps);
     Ok(())
+}
+
+/// The budget the `cel` rules of one review share, from [`ReviewBudget::start`]
+/// until it is dropped (then unbounded again, as for one rule evaluated alone).
+pub struct ReviewBudget {
+    before: u64,
+}
+
+impl ReviewBudget {
+    /// Starts a review's budget of [`REVIEW_STEP_LIMIT`] steps on this thread.
+    pub fn start() -> ReviewBudget {
+        ReviewBudget::of(REVIEW_STEP_LIMIT)
+    }
+
+    /// Starts a review's budget of `steps` steps on this thread.
+    pub fn of(steps: u64) -> ReviewBudget {
+        ReviewBudget { before: REVIEW_LEFT.replace(steps) }
+    }
+}
+
+impl Drop for ReviewBudget {
+    fn drop(&mut self) {
+        REVIEW_LEFT.set(self.before);
+    }
 }
 
 /// The size charged for a value: one per value in it (the interpreter copies
@@ -379,8 +432,8 @@ pub enum Evaluated {
     Value(Value),
     /// It could not be evaluated (a missing field, a wrong type, ...).
     Error(String),
-    /// The evaluation ran out of steps.
-    CostExceeded,
+    /// The evaluation ran out of steps: its own or the review's.
+    CostExceeded(Limit),
 }
 
 /// One evaluation: the activation of the variables and the step budget.
@@ -392,7 +445,7 @@ impl Evaluation {
     /// Starts an evaluation with a fresh budget of [`STEP_LIMIT`] steps.
     pub fn new(object: Value, old_object: Value, request: Value, namespace_object: Value) -> Evaluation {
         LEFT.set(STEP_LIMIT);
-        EXCEEDED.set(false);
+        EXCEEDED.set(None);
         let variables = [
             ("object", object),
             ("oldObject", old_object),
@@ -428,8 +481,8 @@ pub struct Session<'a> {
 impl Session<'_> {
     /// Evaluates one expression against the activation.
     pub fn evaluate(&self, expression: &Expression) -> Evaluated {
-        if EXCEEDED.get() {
-            return Evaluated::CostExceeded;
+        if let Some(limit) = EXCEEDED.get() {
+            return Evaluated::CostExceeded(limit);
         }
         // The interpreter is not ours: a panic in it (a last resort; the
         // compiler rejects what is known to panic) must not take a review down.
@@ -438,13 +491,13 @@ impl Session<'_> {
             Ok(result) => result,
             Err(_) => return Evaluated::Error("the interpreter failed on this expression".into()),
         };
-        if EXCEEDED.get() {
-            return Evaluated::CostExceeded;
+        if let Some(limit) = EXCEEDED.get() {
+            return Evaluated::CostExceeded(limit);
         }
         match result {
             Ok(value) => match charge(size(&value)) {
                 Ok(()) => Evaluated::Value(value),
-                Err(_) => Evaluated::CostExceeded,
+                Err(_) => Evaluated::CostExceeded(EXCEEDED.get().unwrap_or(Limit::Rule)),
             },
             Err(error) => Evaluated::Error(error.to_string()),
         }

@@ -20,7 +20,7 @@ fn nested_comprehensions_over_a_large_list_are_cut_off() {
     let started = std::time::Instant::now();
     let result =
         evaluate("object.spec.items.all(a, object.spec.items.all(b, object.spec.items.all(c, a + b + c >= 0)))");
-    assert_eq!(result, Evaluated::CostExceeded);
+    assert_eq!(result, Evaluated::CostExceeded(Limit::Rule));
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
@@ -28,14 +28,14 @@ fn nested_comprehensions_over_a_large_list_are_cut_off() {
 fn an_exceeded_budget_is_not_hidden_by_a_short_circuit() {
     let source = "object.spec.items.exists(a, object.spec.items.exists(b, object.spec.items.exists(c, a + b + c < 0))) \
                   || true";
-    assert_eq!(evaluate(source), Evaluated::CostExceeded);
+    assert_eq!(evaluate(source), Evaluated::CostExceeded(Limit::Rule));
 }
 
 #[test]
 fn a_list_built_quadratically_is_charged_by_its_size() {
     assert_eq!(
         evaluate("object.spec.items.map(a, object.spec.items.map(b, object.spec.items)).size() > 0"),
-        Evaluated::CostExceeded
+        Evaluated::CostExceeded(Limit::Rule)
     );
 }
 
@@ -109,7 +109,30 @@ fn replace_and_join_are_charged_for_what_they_would_build() {
         "'x'.replace('', 'y') == 'yxy' && ['a', 'b'].join('-') == 'a-b' && 'aaa'.replace('a', 'b', 2) == 'bba'";
     assert_eq!(evaluate(source), Evaluated::Value(Value::Bool(true)));
     let huge = "object.spec.items.map(i, 'abcdefghij').join('').replace('', object.spec.items.map(i, 'abcdefghij').join('')).size() > 0";
-    assert_eq!(evaluate(huge), Evaluated::CostExceeded);
+    assert_eq!(evaluate(huge), Evaluated::CostExceeded(Limit::Rule));
     let joined = "object.spec.items.join(object.spec.items.map(i, 'abcdefghijklmnopqrstuvwxyz').join('')).size() > 0";
-    assert_eq!(evaluate(joined), Evaluated::CostExceeded);
+    assert_eq!(evaluate(joined), Evaluated::CostExceeded(Limit::Rule));
+}
+
+#[test]
+fn the_rules_of_one_review_share_its_budget() {
+    // 3,001 steps each: per item, one step and the two arguments of `<`; and the result.
+    let source = "object.spec.items.all(i, i < 1000)";
+    let _review = ReviewBudget::of(7_500);
+    assert_eq!(evaluate(source), Evaluated::Value(Value::Bool(true)));
+    assert_eq!(evaluate(source), Evaluated::Value(Value::Bool(true)));
+    assert_eq!(evaluate(source), Evaluated::CostExceeded(Limit::Review));
+    // Spent: a later rule fails closed at its first step.
+    assert_eq!(evaluate("1 + 1 == 2"), Evaluated::CostExceeded(Limit::Review));
+}
+
+#[test]
+fn outside_a_review_only_the_rules_own_budget_counts() {
+    {
+        let _review = ReviewBudget::of(10);
+        assert_eq!(evaluate("object.spec.items.all(i, i < 1000)"), Evaluated::CostExceeded(Limit::Review));
+    }
+    for _ in 0..3 {
+        assert_eq!(evaluate("object.spec.items.all(i, i < 1000)"), Evaluated::Value(Value::Bool(true)));
+    }
 }

@@ -21,7 +21,7 @@
 use serde::Deserialize;
 
 use crate::engine::Finding;
-use crate::engine::cel::{self, Evaluated, Evaluation, Expression, STEP_LIMIT, Session};
+use crate::engine::cel::{self, Evaluated, Evaluation, Expression, Limit, REVIEW_STEP_LIMIT, STEP_LIMIT, Session};
 use crate::engine::input::{NamespaceLabels, Operation};
 use crate::engine::object::Kind;
 
@@ -129,11 +129,17 @@ impl TryFrom<CelSpec> for Cel {
 }
 
 /// The text of a failure the evaluation was cut off by.
-fn cost_exceeded(what: &str) -> String {
-    format!(
-        "the CEL rule exceeded its cost limit of {STEP_LIMIT} steps at {what} and counts as failed; \
-         simplify the expression"
-    )
+fn cost_exceeded(limit: Limit, what: &str) -> String {
+    match limit {
+        Limit::Rule => format!(
+            "the CEL rule exceeded its cost limit of {STEP_LIMIT} steps at {what} and counts as failed; \
+             simplify the expression"
+        ),
+        Limit::Review => format!(
+            "the CEL rules judging this object exceeded their shared cost limit of {REVIEW_STEP_LIMIT} steps at \
+             {what}, and this rule counts as failed; simplify the costliest expressions"
+        ),
+    }
 }
 
 fn one_line(text: &str) -> String {
@@ -148,31 +154,29 @@ impl Cel {
 
     fn check_in(&self, evaluation: &mut Session<'_>, findings: &mut Vec<Finding>) {
         for variable in &self.variables {
-            let declared = match evaluation.evaluate(&variable.expression.0) {
-                Evaluated::Value(value) => evaluation.declare(&variable.name, value).map_err(Evaluated::Error),
-                other => Err(other),
-            };
-            match declared {
-                Ok(()) => {}
-                Err(Evaluated::Error(error)) => {
-                    findings.push(Finding::Cel {
-                        text: format!(
-                            "variable {} (`{}`) cannot be evaluated: {}; correct the object or the policy",
-                            variable.name,
-                            one_line(variable.expression.0.source()),
-                            one_line(&error)
-                        ),
-                        validation: None,
-                        cost_exceeded: false,
-                    });
-                    return;
-                }
-                Err(_) => {
-                    let text = cost_exceeded(&format!("variable {}", variable.name));
+            let error = match evaluation.evaluate(&variable.expression.0) {
+                Evaluated::Value(value) => match evaluation.declare(&variable.name, value) {
+                    Ok(()) => continue,
+                    Err(error) => error,
+                },
+                Evaluated::Error(error) => error,
+                Evaluated::CostExceeded(limit) => {
+                    let text = cost_exceeded(limit, &format!("variable {}", variable.name));
                     findings.push(Finding::Cel { text, validation: None, cost_exceeded: true });
                     return;
                 }
-            }
+            };
+            findings.push(Finding::Cel {
+                text: format!(
+                    "variable {} (`{}`) cannot be evaluated: {}; correct the object or the policy",
+                    variable.name,
+                    one_line(variable.expression.0.source()),
+                    one_line(&error)
+                ),
+                validation: None,
+                cost_exceeded: false,
+            });
+            return;
         }
         for (index, validation) in self.validations.iter().enumerate() {
             let expression = &validation.expression.0;
@@ -189,8 +193,8 @@ impl Cel {
                     one_line(expression.source()),
                     one_line(&error)
                 ),
-                Evaluated::CostExceeded => {
-                    let text = cost_exceeded(&format!("validation {index}"));
+                Evaluated::CostExceeded(limit) => {
+                    let text = cost_exceeded(limit, &format!("validation {index}"));
                     findings.push(Finding::Cel { text, validation: Some(index), cost_exceeded: true });
                     return;
                 }
@@ -334,6 +338,23 @@ mod tests {
                 "validation 0 (`object.metadata.name`) evaluated to string instead of a bool; correct the policy",
                 Some(0)
             )]
+        );
+    }
+
+    #[test]
+    fn a_rule_run_after_the_reviews_budget_is_spent_fails_closed_saying_so() {
+        let rule = cel(json!([{"expression": "1 + 1 == 2", "message": "m"}]));
+        assert_eq!(check(&rule, &load_balancer(json!({}))), []);
+        let _review = cel::ReviewBudget::of(0);
+        assert_eq!(
+            check(&rule, &load_balancer(json!({}))),
+            [Finding::Cel {
+                text: "the CEL rules judging this object exceeded their shared cost limit of 5000000 steps at \
+                       validation 0, and this rule counts as failed; simplify the costliest expressions"
+                    .into(),
+                validation: Some(0),
+                cost_exceeded: true
+            }]
         );
     }
 
