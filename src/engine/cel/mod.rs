@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kube_cel::KubeCelExt;
-use kube_cel::cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr, operators};
+use kube_cel::cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr, LiteralValue, operators};
 use kube_cel::cel::extractors::{Arguments, This};
 use kube_cel::cel::objects::{Key, Map};
 use kube_cel::cel::parser::Parser;
@@ -123,9 +123,13 @@ impl Expression {
         &self.variables
     }
 
-    /// The 1-based line and column of the first `variables.<name>` in the source.
+    /// The 1-based line and column of the first `variables.<name>` (or
+    /// `variables['<name>']`) in the source.
     pub fn position_of_variable(&self, name: &str) -> (usize, usize) {
-        position(&self.source, &format!("variables.{name}"))
+        [format!("variables.{name}"), format!("variables['{name}']"), format!("variables[\"{name}\"]")]
+            .iter()
+            .find(|token| self.source.contains(token.as_str()))
+            .map_or((1, 1), |token| position(&self.source, token))
     }
 }
 
@@ -193,6 +197,15 @@ impl Check<'_> {
                 }
             }
             Expr::Call(call) => {
+                // `variables['name']`: the same read as `variables.name`.
+                if call.func_name == operators::INDEX
+                    && let [base, key] = call.args.as_slice()
+                    && matches!(&base.expr, Expr::Ident(name) if name == "variables")
+                    && !self.scopes.iter().any(|s| s == "variables")
+                    && let Expr::Literal(LiteralValue::String(name)) = &key.expr
+                {
+                    self.variables.insert(name.inner().to_owned());
+                }
                 if let Some(target) = call.target.as_deref_mut() {
                     // `sets.contains(...)`: a namespaced function, not a variable.
                     if !matches!(&target.expr, Expr::Ident(name) if !VARIABLES.contains(&name.as_str())

@@ -373,6 +373,23 @@ mod tests {
     }
 
     #[test]
+    fn a_variable_read_by_index_is_checked_at_load_too() {
+        let error = serde_json::from_value::<super::super::Rule>(json!({"cel": {
+            "variables": [{"name": "a", "expression": "1"}],
+            "validations": [{"expression": "variables.a == 1 && variables['b'] == 2"}]}}))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "validations[0].expression: cannot compile `variables.a == 1 && variables['b'] == 2`: column 21: no \
+             variable `b` is declared before it (declared: a)"
+        );
+        let rule = rule(json!({"cel": {"variables": [{"name": "a", "expression": "1"}],
+                                       "validations": [{"expression": "variables['a'] == 1"}]}}));
+        assert_eq!(check(&rule, &load_balancer(json!({}))), []);
+    }
+
+    #[test]
     fn a_syntax_error_names_the_column() {
         let error = serde_json::from_value::<super::super::Rule>(json!({"cel": {
             "validations": [{"expression": "object.spec.type == "}]}}))
