@@ -386,3 +386,15 @@ async fn a_costly_cel_review_does_not_hold_the_runtime_past_the_request_timeout(
     assert_eq!(reply.status, axum::http::StatusCode::REQUEST_TIMEOUT, "{}", reply.text());
     assert_eq!(reply.text(), "review not received and answered within 0.05s\n");
 }
+
+#[test]
+fn only_reviews_a_cel_policy_may_judge_leave_the_runtime() {
+    let yaml = "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: hosts}\n\
+                spec:\n  action: Deny\n  match: {kinds: [Ingress]}\n  rule:\n    cel:\n\
+                \x20     validations: [{expression: \"true\"}]\n";
+    let set = portcullis::policy::load_sources(&[("hosts.yaml".into(), yaml.into())]).expect("the policy loads");
+    assert!(set.runs_cel(engine::Kind::Ingress, Stage::Validate));
+    assert!(!set.runs_cel(engine::Kind::Ingress, Stage::Mutate));
+    assert!(!set.runs_cel(engine::Kind::Service, Stage::Validate));
+    assert!(!common::bundled().runs_cel(engine::Kind::Ingress, Stage::Validate));
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::controller::ControllerMap;
 use super::glob::Globs;
-use super::input::{Input, NamespaceLabels, Operation, User};
+use super::input::{Input, NamespaceLabels, Operation, Stage, User};
 use super::object::Kind;
 use super::rules::Rule;
 
@@ -410,20 +410,28 @@ pub struct PolicySet {
     policies: Vec<Policy>,
     environments: Vec<Environment>,
     controllers: ControllerMap,
-    has_cel: bool,
+    /// The kinds some `cel` policy matches.
+    cel_kinds: Vec<Kind>,
 }
 
 impl PolicySet {
     pub fn new(policies: Vec<Policy>, environments: Vec<Environment>, controllers: ControllerMap) -> Self {
-        let has_cel = policies.iter().any(|policy| matches!(policy.rule(), super::rules::Rule::Cel(_)));
-        PolicySet { policies, environments, controllers, has_cel }
+        let mut cel_kinds: Vec<Kind> = Vec::new();
+        for policy in policies.iter().filter(|policy| matches!(policy.rule(), Rule::Cel(_))) {
+            for &kind in &policy.matches().kinds {
+                if !cel_kinds.contains(&kind) {
+                    cel_kinds.push(kind);
+                }
+            }
+        }
+        PolicySet { policies, environments, controllers, cel_kinds }
     }
 
-    /// Whether any policy is a `cel` rule, whose evaluation can take up to
-    /// [`super::cel::REVIEW_STEP_LIMIT`] steps (a second or so) rather than
-    /// microseconds.
-    pub fn has_cel(&self) -> bool {
-        self.has_cel
+    /// Whether a review of `kind` at `stage` may run a `cel` rule, whose
+    /// evaluation can take up to [`super::cel::REVIEW_STEP_LIMIT`] steps (a
+    /// second or so) rather than microseconds.
+    pub fn runs_cel(&self, kind: Kind, stage: Stage) -> bool {
+        stage == Stage::Validate && self.cel_kinds.contains(&kind)
     }
 
     pub fn policies(&self) -> &[Policy] {

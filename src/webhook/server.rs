@@ -292,7 +292,7 @@ async fn review(state: &AppState, stage: Stage, json: bool, body: &[u8]) -> Resu
         _ => Snapshot::default(),
     };
     let policies = state.policies();
-    let has_cel = policies.has_cel();
+    let runs_cel = policies.runs_cel(review.kind, stage);
     let decide = move || {
         let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
         let input = Input {
@@ -305,10 +305,10 @@ async fn review(state: &AppState, stage: Stage, json: bool, body: &[u8]) -> Resu
         (review, policies, decision, response)
     };
     // Built-in rules take microseconds and run here; `cel` rules can take up
-    // to their review budget (a second or so), so with any loaded they run on
-    // the blocking pool rather than hold one of the few runtime workers (and
-    // `--request-timeout` still answers on time).
-    let (review, policies, decision, response) = if has_cel {
+    // to their review budget (a second or so), so a review one may judge runs
+    // on the blocking pool rather than hold one of the few runtime workers
+    // (and `--request-timeout` still answers on time).
+    let (review, policies, decision, response) = if runs_cel {
         tokio::task::spawn_blocking(decide).await.map_err(|error| {
             error!(webhook = webhook_name(stage), %error, "the review's evaluation did not finish");
             WebhookError::Evaluation
