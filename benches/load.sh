@@ -12,12 +12,13 @@ BODY=${BODY:-tests/fixtures/v1.32/service-create-nodeport.json}
 PORT=${PORT:-18443}
 ADMIN=${ADMIN:-19090}
 N=${N:-200000}
+POLICIES=${POLICIES:-policies}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$BIN" certs --out "$work/certs" --dns localhost --ip 127.0.0.1 >/dev/null 2>&1
 start=$(date +%s%N)
-RUST_LOG=warn "$BIN" serve --no-cluster --policies policies --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN \
+RUST_LOG=warn "$BIN" serve --no-cluster --policies "$POLICIES" --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN \
   --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" --max-in-flight 4096 &
 pid=$!
 until curl -sf -o /dev/null http://127.0.0.1:$ADMIN/readyz; do sleep 0.001; done

@@ -398,3 +398,39 @@ fn only_reviews_a_cel_policy_may_judge_leave_the_runtime() {
     assert!(!set.runs_cel(engine::Kind::Service, Stage::Validate));
     assert!(!common::bundled().runs_cel(engine::Kind::Ingress, Stage::Validate));
 }
+
+/// Two nested `all`s over 400 ports: about 480,000 steps, more than a review
+/// may take on a runtime worker, less than a rule's budget.
+const QUADRATIC: &str = "      validations:
+        - expression: \"object.spec.ports.all(a, object.spec.ports.all(b, a.port > 0 && b.port > 0))\"
+          message: \"a port is not positive\"
+";
+
+fn four_hundred_ports() -> Value {
+    let ports: Vec<Value> = (1..=400).map(|port| json!({"name": format!("p{port}"), "port": port})).collect();
+    review("CREATE", "shop", service("api", json!({}), json!({"ports": ports})), None)
+}
+
+#[test]
+fn a_review_given_a_smaller_budget_says_it_was_spent() {
+    let set = policies(QUADRATIC);
+    let review = Review::decode(&serde_json::to_vec(&four_hundred_ports()).unwrap()).unwrap();
+    let input = review.input(Stage::Validate);
+    let small = engine::evaluate_within(&input, &set, NamespaceLabels::none(), 100_000);
+    assert!(small.cel_budget_spent);
+    assert_eq!(small.cost_exceeded, [0]);
+    let full = engine::evaluate(&input, &set, NamespaceLabels::none());
+    assert!(!full.cel_budget_spent);
+    assert!(full.allowed(), "{:?}", full.findings);
+    assert_eq!(full.cost_exceeded, [] as [usize; 0]);
+}
+
+/// Past the steps a review may take on a runtime worker, the webhook
+/// evaluates it again with the full budget: the verdict is the rule's, not a
+/// cut-off.
+#[tokio::test]
+async fn a_review_past_the_inline_budget_gets_the_rules_own_verdict() {
+    let webhook = webhook(policies(QUADRATIC), std::time::Duration::from_secs(30));
+    let out = common::http::post_review(&webhook, "/validate", &four_hundred_ports()).await;
+    assert_eq!(out["response"]["allowed"], true, "{out}");
+}

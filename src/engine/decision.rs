@@ -92,6 +92,9 @@ pub struct Decision {
     pub results: Vec<PolicyResult>,
     /// Policies (by index) whose `cel` evaluation was cut off by its cost limit.
     pub cost_exceeded: Vec<usize>,
+    /// Whether the `cel` rules spent the whole budget the review was given
+    /// ([`super::evaluate_within`]).
+    pub cel_budget_spent: bool,
 }
 
 impl Decision {

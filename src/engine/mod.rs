@@ -47,6 +47,18 @@ pub enum Finding {
 /// Evaluates one admission request against the policy set, given the labels of
 /// the request's namespace.
 pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels<'_>) -> Decision {
+    evaluate_within(input, policies, labels, cel::REVIEW_STEP_LIMIT)
+}
+
+/// [`evaluate`], the `cel` rules sharing a budget of `cel_steps` steps rather
+/// than [`cel::REVIEW_STEP_LIMIT`]; [`Decision::cel_budget_spent`] says when
+/// they ran out of it.
+pub fn evaluate_within(
+    input: &Input<'_>,
+    policies: &PolicySet,
+    labels: NamespaceLabels<'_>,
+    cel_steps: u64,
+) -> Decision {
     let mut decision = Decision::default();
     if !matches!(input.operation, Operation::Create | Operation::Update) {
         return decision;
@@ -59,8 +71,8 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         // that would leave it terminating for ever.
         return decision;
     }
-    // The `cel` rules of this review share one budget (see `cel::REVIEW_STEP_LIMIT`).
-    let _cel_budget = cel::ReviewBudget::start();
+    // The `cel` rules of this review share one budget.
+    let cel_budget = cel::ReviewBudget::of(cel_steps);
     let controller = match object {
         Object::Ingress(ingress) => policies.controllers().resolve(ingress, input.ingress_classes),
         _ => None,
@@ -154,6 +166,8 @@ pub fn evaluate(input: &Input<'_>, policies: &PolicySet, labels: NamespaceLabels
         }
         decision.results.push(PolicyResult { policy: index, outcome });
     }
+    decision.cel_budget_spent = cel_budget.spent();
+    drop(cel_budget);
     (decision.patch, decision.patch_owners) = patch.finish();
     // Operations are added in policy order: each policy once, where its first is.
     decision.mutated_by = decision.patch_owners.clone();

@@ -292,30 +292,28 @@ async fn review(state: &AppState, stage: Stage, json: bool, body: &[u8]) -> Resu
         _ => Snapshot::default(),
     };
     let policies = state.policies();
+    let cluster = Cluster { lookup, classes, gateways };
+    // Built-in rules take microseconds. `cel` rules are evaluated here too,
+    // within a small budget; a review whose rules need more is evaluated again
+    // from the start with the full budget on the blocking pool, so that it
+    // holds none of the few runtime workers for long (and `--request-timeout`
+    // still answers on time).
     let runs_cel = policies.runs_cel(review.kind, stage);
-    let decide = move || {
-        let labels = lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
-        let input = Input {
-            ingress_classes: classes.classes(),
-            gateways: gateways.as_deref().unwrap_or(&NO_GATEWAYS),
-            ..review.input(stage)
-        };
-        let decision = engine::evaluate(&input, &policies, labels);
-        let response = review.respond(&decision, &policies);
-        (review, policies, decision, response)
-    };
-    // Built-in rules take microseconds and run here; `cel` rules can take up
-    // to their review budget (a second or so), so a review one may judge runs
-    // on the blocking pool rather than hold one of the few runtime workers
-    // (and `--request-timeout` still answers on time).
-    let (review, policies, decision, response) = if runs_cel {
-        tokio::task::spawn_blocking(decide).await.map_err(|error| {
+    let steps = if runs_cel { INLINE_CEL_STEPS } else { engine::cel::REVIEW_STEP_LIMIT };
+    let decision = judge(&review, stage, &cluster, &policies, steps);
+    let (review, policies, decision) = if runs_cel && decision.cel_budget_spent {
+        let blocking = tokio::task::spawn_blocking(move || {
+            let decision = judge(&review, stage, &cluster, &policies, engine::cel::REVIEW_STEP_LIMIT);
+            (review, policies, decision)
+        });
+        blocking.await.map_err(|error| {
             error!(webhook = webhook_name(stage), %error, "the review's evaluation did not finish");
             WebhookError::Evaluation
         })?
     } else {
-        decide()
+        (review, policies, decision)
     };
+    let response = review.respond(&decision, &policies);
     state.metrics.record_review(
         stage,
         review.operation,
@@ -347,6 +345,30 @@ async fn review(state: &AppState, stage: Stage, json: bool, body: &[u8]) -> Resu
     let mut answer = Response::new(Body::from(response));
     answer.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(answer)
+}
+
+/// The steps the `cel` rules of a review may take on a runtime worker (a few
+/// milliseconds at most; typical rules take hundreds) before the review is
+/// evaluated again on the blocking pool.
+const INLINE_CEL_STEPS: u64 = 100_000;
+
+/// What the cluster said about a review ([`cluster_lookups`]), owned, so a
+/// review can move to the blocking pool with it.
+struct Cluster {
+    lookup: Option<Lookup>,
+    classes: Snapshot,
+    gateways: Option<Arc<GatewayView>>,
+}
+
+/// The engine's decision on `review`, its `cel` rules within `cel_steps`.
+fn judge(review: &Review, stage: Stage, cluster: &Cluster, policies: &PolicySet, cel_steps: u64) -> engine::Decision {
+    let labels = cluster.lookup.as_ref().map_or(NamespaceLabels::none(), Lookup::labels);
+    let input = Input {
+        ingress_classes: cluster.classes.classes(),
+        gateways: cluster.gateways.as_deref().unwrap_or(&NO_GATEWAYS),
+        ..review.input(stage)
+    };
+    engine::evaluate_within(&input, policies, labels, cel_steps)
 }
 
 /// What the cluster says about a review: its namespace's labels and, for a

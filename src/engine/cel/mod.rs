@@ -326,21 +326,21 @@ fn charge(steps: u64) -> Result<(), ExecutionError> {
     Ok(())
 }
 
-/// The budget the `cel` rules of one review share, from [`ReviewBudget::start`]
+/// The budget the `cel` rules of one review share, from [`ReviewBudget::of`]
 /// until it is dropped (then unbounded again, as for one rule evaluated alone).
 pub struct ReviewBudget {
     before: u64,
 }
 
 impl ReviewBudget {
-    /// Starts a review's budget of [`REVIEW_STEP_LIMIT`] steps on this thread.
-    pub fn start() -> ReviewBudget {
-        ReviewBudget::of(REVIEW_STEP_LIMIT)
-    }
-
     /// Starts a review's budget of `steps` steps on this thread.
     pub fn of(steps: u64) -> ReviewBudget {
         ReviewBudget { before: REVIEW_LEFT.replace(steps) }
+    }
+
+    /// Whether the budget is spent (a rule ran out of it).
+    pub fn spent(&self) -> bool {
+        REVIEW_LEFT.get() == 0
     }
 }
 
