@@ -180,16 +180,17 @@ const EXPENSIVE: &str = "      validations:
           message: \"never\"
 ";
 
-/// A Service with 1,000 ports: [`EXPENSIVE`] would take 10^9 steps over it.
-fn many_ports() -> Value {
-    let ports: Vec<Value> = (1..=1000).map(|port| json!({"name": format!("p{port}"), "port": port})).collect();
+/// The CREATE of a Service with `count` ports (with 1,000, [`EXPENSIVE`]
+/// would take 10^9 steps over it).
+fn with_ports(count: u16) -> Value {
+    let ports: Vec<Value> = (1..=count).map(|port| json!({"name": format!("p{port}"), "port": port})).collect();
     review("CREATE", "shop", service("api", json!({}), json!({"ports": ports})), None)
 }
 
 #[test]
 fn an_expensive_expression_is_cut_off_and_denied_quickly() {
     let set = policies(EXPENSIVE);
-    let body = many_ports();
+    let body = with_ports(1000);
     let started = std::time::Instant::now();
     let (message, decision) = judge_with(&set, &body, NamespaceLabels::none());
     // 10^9 comprehension steps unbounded: minutes. Cut off after 1,000,000.
@@ -381,7 +382,7 @@ async fn the_webhook_answers_a_cel_review_with_the_rules_message() {
 #[tokio::test]
 async fn a_costly_cel_review_does_not_hold_the_runtime_past_the_request_timeout() {
     let webhook = webhook(policies(EXPENSIVE), std::time::Duration::from_millis(50));
-    let body = serde_json::to_vec(&many_ports()).unwrap();
+    let body = serde_json::to_vec(&with_ports(1000)).unwrap();
     let reply = common::http::post(&webhook, "/validate", Some("application/json"), body).await;
     assert_eq!(reply.status, axum::http::StatusCode::REQUEST_TIMEOUT, "{}", reply.text());
     assert_eq!(reply.text(), "review not received and answered within 0.05s\n");
@@ -406,15 +407,10 @@ const QUADRATIC: &str = "      validations:
           message: \"a port is not positive\"
 ";
 
-fn four_hundred_ports() -> Value {
-    let ports: Vec<Value> = (1..=400).map(|port| json!({"name": format!("p{port}"), "port": port})).collect();
-    review("CREATE", "shop", service("api", json!({}), json!({"ports": ports})), None)
-}
-
 #[test]
 fn a_review_given_a_smaller_budget_says_it_was_spent() {
     let set = policies(QUADRATIC);
-    let review = Review::decode(&serde_json::to_vec(&four_hundred_ports()).unwrap()).unwrap();
+    let review = Review::decode(&serde_json::to_vec(&with_ports(400)).unwrap()).unwrap();
     let input = review.input(Stage::Validate);
     let small = engine::evaluate_within(&input, &set, NamespaceLabels::none(), 100_000);
     assert!(small.cel_budget_spent);
@@ -431,6 +427,6 @@ fn a_review_given_a_smaller_budget_says_it_was_spent() {
 #[tokio::test]
 async fn a_review_past_the_inline_budget_gets_the_rules_own_verdict() {
     let webhook = webhook(policies(QUADRATIC), std::time::Duration::from_secs(30));
-    let out = common::http::post_review(&webhook, "/validate", &four_hundred_ports()).await;
+    let out = common::http::post_review(&webhook, "/validate", &with_ports(400)).await;
     assert_eq!(out["response"]["allowed"], true, "{out}");
 }
