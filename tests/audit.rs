@@ -5,7 +5,7 @@
 //! not again while nothing changes, a cluster without the Report CRD is still
 //! audited, and a scan that panics does not stop the next ones.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -2,7 +2,7 @@
 //! healthy client keeps reviewing: nothing panics, every answer is exact, and
 //! the healthy client never fails.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

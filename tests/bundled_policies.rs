@@ -1,7 +1,7 @@
 //! The bundled policies, evaluated by the engine with exact verdicts and
 //! messages: the acceptance cases of the webhook, without any HTTP.
 
-mod common;
+use crate::common;
 
 use common::{bundled, review};
 use portcullis::admission::Review;

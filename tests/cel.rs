@@ -1,7 +1,7 @@
 //! The `cel` rule end to end: policies loaded from YAML, reviews decoded as
 //! the webhook decodes them, exact verdicts and messages.
 
-mod common;
+use crate::common;
 
 use common::review;
 use portcullis::admission::Review;

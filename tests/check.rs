@@ -1,6 +1,6 @@
 //! `portcullis check`, run as a binary on fixture manifests.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! The `portcullis` binary: `policies` and `test` (which policies, and their
 //! failures), `certs`, and `serve` start-up and SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! in): exact verdicts, messages and warnings. Routes are judged against the
 //! Gateways the webhook would know; an unknown one is judged fail-safe.
 
-mod common;
+use crate::common;
 
 use common::http::post_review;
 use common::{bundled, fixture};

@@ -4,7 +4,7 @@
 //! Gateway API CRDs that are not installed leave the webhook ready with
 //! routes judged strictly, and losing the API server keeps the last snapshot.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The webhook router called in process (`tower::ServiceExt::oneshot`) with the
 //! AdmissionReview bodies a real kube-apiserver sent.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

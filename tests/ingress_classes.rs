@@ -3,7 +3,7 @@
 //! network at all), as `tests/namespaces.rs` does for Namespaces. The webhook runs on top of it, so
 //! the tests see what the cluster's `spec.controller` does to the verdicts.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

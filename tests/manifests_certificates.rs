@@ -3,7 +3,7 @@
 //! cert-manager behind and takes the CA `portcullis certs` wrote from the
 //! untracked `ca.crt` the user copies in.
 
-mod common;
+use crate::common;
 
 use common::manifests::{
     INJECT_CA_FROM, Manifests, NAMESPACE, WEBHOOK_KINDS, assert_schemas, base, mutating, pod_spec, render_text,

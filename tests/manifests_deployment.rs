@@ -3,7 +3,7 @@
 //! the restricted security context and resources, and a PodDisruptionBudget,
 //! anti-affinity and zone spread that survive a node loss.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! The image: the Dockerfile's defaults (user, ports, paths, arguments) are the
 //! ones the Deployment runs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! names the webhook configurations there are; every `manifests/` path the
 //! README names exists.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! PrometheusRule carries `rules.yaml`, and the alerts are the documented ones
 //! and query metrics portcullis exports.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! The policies ConfigMap: `policies/kustomization.yaml` lists every policy file,
 //! and the rendered ConfigMap holds them byte for byte and loads like `policies/`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

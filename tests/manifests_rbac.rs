@@ -4,7 +4,7 @@
 //! Services and Ingresses; writing the audit's Reports is granted by the
 //! optional component `manifests/components/audit-reports` alone.
 
-mod common;
+use crate::common;
 
 use common::bundled;
 use common::manifests::{NAMESPACE, base, pod_spec, strings};

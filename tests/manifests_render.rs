@@ -4,7 +4,7 @@
 //! Kubernetes schema; and that without kubectl or kustomize the manifest tests
 //! fail, saying how to install one.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

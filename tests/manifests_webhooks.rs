@@ -3,7 +3,7 @@
 //! that they register exactly what the bundled policies act on, fail closed, and
 //! call the Service port (of the first step) and the paths the real router serves.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

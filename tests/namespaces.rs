@@ -4,7 +4,7 @@
 //! `Accept` asks for `as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1` with
 //! the metadata alone, and any other request with whole Namespaces.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

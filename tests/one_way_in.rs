@@ -6,7 +6,7 @@
 //! including a Service whose `status` does not fit the schema (which no rule
 //! reads).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Certificate rotation and policy hot reload, with the atomic `..data`
 //! symlink swap kubelet performs on Secret and ConfigMap volumes.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! real headless Chromium, and `--cluster` against the in-process fake API
 //! server, paginated.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! against the bundled policies, every policy is covered both ways, and a wrong
 //! case fails with a precise message.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

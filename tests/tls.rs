@@ -1,7 +1,7 @@
 //! The server over real TLS on 127.0.0.1:0, with HTTP/2 and HTTP/1.1 clients,
 //! and its graceful shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

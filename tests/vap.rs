@@ -2,7 +2,7 @@
 //! binding, read back as k8s-openapi objects; what cannot be expressed said on
 //! top; a policy of another rule refused.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;

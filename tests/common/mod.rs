@@ -1,5 +1,7 @@
-//! Helpers shared by the integration tests. Each test crate compiles all of
-//! them (`mod common;`) and uses a few, hence `dead_code` is allowed here.
+//! Helpers shared by the integration tests (the modules of
+//! `tests/integration.rs`, which reach them as `crate::common`; the e2e
+//! harness does not use them). `dead_code` is allowed for the few only some
+//! configurations use.
 //!
 //! - this file: the repository, the bundled policies, captured fixtures,
 //!   AdmissionReview builders, the crypto provider and [`eventually`];
