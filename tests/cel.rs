@@ -219,6 +219,26 @@ fn an_expensive_expression_is_cut_off_and_denied_quickly() {
     assert_eq!(counted, ["portcullis_cel_cost_exceeded_total{policy=\"custom\"} 1"]);
 }
 
+#[test]
+fn a_cut_off_evaluation_on_update_is_denied_not_taken_for_an_existing_violation() {
+    // The old object would be cut off at the same validation: the same text,
+    // which `existingViolations: Warn` (the default) must not take for a
+    // violation the object already had.
+    let set = policies(EXPENSIVE);
+    let mut body = with_ports(1000);
+    body["request"]["operation"] = json!("UPDATE");
+    body["request"]["oldObject"] = body["request"]["object"].clone();
+    let (message, decision) = judge_with(&set, &body, NamespaceLabels::none());
+    assert_eq!(
+        message.as_deref(),
+        Some(
+            "[custom] Service shop/api: the CEL rule exceeded its cost limit of 1000000 steps at validation 0 and \
+             counts as failed; simplify the expression"
+        )
+    );
+    assert!(decision.findings.iter().all(|finding| !finding.pre_existing), "{:?}", decision.findings);
+}
+
 /// An HTTPRoute with a path match: `matches` is a field no built-in rule
 /// reads, so it is not in the engine's lean HTTPRoute type.
 fn route(path: &str) -> Value {
@@ -389,7 +409,7 @@ async fn a_costly_cel_review_does_not_hold_the_runtime_past_the_request_timeout(
 }
 
 #[test]
-fn only_reviews_a_cel_policy_may_judge_leave_the_runtime() {
+fn only_reviews_a_cel_policy_may_judge_get_the_small_inline_budget() {
     let yaml = "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: hosts}\n\
                 spec:\n  action: Deny\n  match: {kinds: [Ingress]}\n  rule:\n    cel:\n\
                 \x20     validations: [{expression: \"true\"}]\n";

@@ -232,3 +232,26 @@ fn the_readme_shows_the_cel_examples_and_their_cases_as_they_are() {
         "make test runs them"
     );
 }
+
+#[test]
+fn every_test_file_is_a_module_of_the_integration_binary() {
+    // With `autotests = false`, a file left out of tests/integration.rs would
+    // never be built or run.
+    let integration = read("tests/integration.rs");
+    let mut files: Vec<String> = fs::read_dir(repo("tests"))
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_type().unwrap().is_file())
+        .map(|entry| entry.file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".rs") && name != "integration.rs")
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "{files:?}");
+    for file in files {
+        let module = file.trim_end_matches(".rs");
+        assert!(
+            integration.contains(&format!("#[path = \"{file}\"]\nmod {module};\n")),
+            "tests/{file} is not declared in tests/integration.rs"
+        );
+    }
+}

@@ -151,8 +151,13 @@ pub fn evaluate_within(
                 }
             };
             outcome = Outcome::Fail;
+            // A cut-off evaluation judged nothing: it is never "the same
+            // violation as before" (the old object's evaluation may have been
+            // cut off too), so it fails closed on UPDATE as on CREATE.
+            let judged = !matches!(found, Finding::Cel { cost_exceeded: true, .. });
             let existed = policy.existing_violations() == ExistingViolations::Warn
                 && input.operation == Operation::Update
+                && judged
                 && old_findings
                     .get_or_insert_with(|| old_violations(input, policy, policies.controllers(), labels))
                     .contains(&found);

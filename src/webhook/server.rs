@@ -51,6 +51,10 @@ pub struct AppState {
     serving: AtomicBool,
     /// Permits for reviews being received or answered.
     in_flight: Semaphore,
+    /// Permits for reviews evaluated on the blocking pool (costly `cel`
+    /// rules), one per core: held until the evaluation ends, even when the
+    /// review has timed out meanwhile.
+    cel_jobs: Arc<Semaphore>,
     limits: Limits,
 }
 
@@ -128,6 +132,7 @@ impl AppState {
             metrics,
             serving: AtomicBool::new(false),
             in_flight: Semaphore::new(limits.max_in_flight),
+            cel_jobs: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))),
             limits,
         })
     }
@@ -302,14 +307,26 @@ async fn review(state: &AppState, stage: Stage, json: bool, body: &[u8]) -> Resu
     let steps = if runs_cel { INLINE_CEL_STEPS } else { engine::cel::REVIEW_STEP_LIMIT };
     let decision = judge(&review, stage, &cluster, &policies, steps);
     let (review, policies, decision) = if runs_cel && decision.cel_budget_spent {
+        // At most one such evaluation per core; waiting for a permit counts
+        // against the request timeout like the rest.
+        let permit = state.cel_jobs.clone().acquire_owned().await.map_err(|_| WebhookError::Evaluation)?;
+        // When this review is dropped (timed out), its evaluation stops at its
+        // next step instead of running to the end of its budget.
+        let abandoned = Abandoned::default();
+        let cancelled = abandoned.0.clone();
         let blocking = tokio::task::spawn_blocking(move || {
-            let decision = judge(&review, stage, &cluster, &policies, engine::cel::REVIEW_STEP_LIMIT);
+            let _permit = permit;
+            let decision = engine::cel::ReviewBudget::cancelled_by(cancelled, || {
+                judge(&review, stage, &cluster, &policies, engine::cel::REVIEW_STEP_LIMIT)
+            });
             (review, policies, decision)
         });
-        blocking.await.map_err(|error| {
+        let answer = blocking.await.map_err(|error| {
             error!(webhook = webhook_name(stage), %error, "the review's evaluation did not finish");
             WebhookError::Evaluation
-        })?
+        })?;
+        drop(abandoned);
+        answer
     } else {
         (review, policies, decision)
     };
@@ -351,6 +368,17 @@ async fn review(state: &AppState, stage: Stage, json: bool, body: &[u8]) -> Resu
 /// 30 ms in release at most; typical rules take hundreds of steps, a few
 /// microseconds) before the review is evaluated again on the blocking pool.
 const INLINE_CEL_STEPS: u64 = 100_000;
+
+/// Set when dropped: tells a review's evaluation on the blocking pool that its
+/// answer is no longer awaited.
+#[derive(Default)]
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// What the cluster said about a review ([`cluster_lookups`]), owned, so a
 /// review can move to the blocking pool with it.

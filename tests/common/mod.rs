@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests (the modules of
-//! `tests/integration.rs`, which reach them as `crate::common`; the e2e
-//! harness does not use them). `dead_code` is allowed for the few only some
-//! configurations use.
+//! `tests/integration.rs`, which reach them as `crate::common`) and the e2e
+//! harness (`tests/e2e/main.rs`, which uses a few), hence `dead_code` is
+//! allowed here.
 //!
 //! - this file: the repository, the bundled policies, captured fixtures,
 //!   AdmissionReview builders, the crypto provider and [`eventually`];

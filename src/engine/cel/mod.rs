@@ -16,9 +16,11 @@
 
 mod value;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
+use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kube_cel::KubeCelExt;
 use kube_cel::cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr, LiteralValue, operators};
@@ -128,8 +130,9 @@ impl Expression {
     pub fn position_of_variable(&self, name: &str) -> (usize, usize) {
         [format!("variables.{name}"), format!("variables['{name}']"), format!("variables[\"{name}\"]")]
             .iter()
-            .find(|token| self.source.contains(token.as_str()))
-            .map_or((1, 1), |token| position(&self.source, token))
+            .filter_map(|token| self.source.find(token.as_str()).map(|offset| (offset, token)))
+            .min()
+            .map_or((1, 1), |(_, token)| position(&self.source, token))
     }
 }
 
@@ -301,8 +304,17 @@ thread_local! {
     static LEFT: Cell<u64> = const { Cell::new(STEP_LIMIT) };
     /// Steps left in the current review; unbounded outside a [`ReviewBudget`].
     static REVIEW_LEFT: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// The steps the current review was given (for its messages).
+    static REVIEW_LIMIT: Cell<u64> = const { Cell::new(REVIEW_STEP_LIMIT) };
+    /// Set when whoever waits for the current review no longer does
+    /// ([`ReviewBudget::cancelled_by`]): the rest of its budget is void.
+    static CANCELLED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
     /// The budget the current evaluation ran out of (sticky until the next starts).
     static EXCEEDED: Cell<Option<Limit>> = const { Cell::new(None) };
+}
+
+fn cancelled() -> bool {
+    CANCELLED.with_borrow(|flag| flag.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed)))
 }
 
 fn charge(steps: u64) -> Result<(), ExecutionError> {
@@ -310,7 +322,7 @@ fn charge(steps: u64) -> Result<(), ExecutionError> {
     let exceeded = match EXCEEDED.get() {
         Some(limit) => Some(limit),
         None if steps > left => Some(Limit::Rule),
-        None if steps > review_left => Some(Limit::Review),
+        None if steps > review_left || cancelled() => Some(Limit::Review),
         None => None,
     };
     if let Some(limit) = exceeded {
@@ -328,25 +340,52 @@ fn charge(steps: u64) -> Result<(), ExecutionError> {
 
 /// The budget the `cel` rules of one review share, from [`ReviewBudget::of`]
 /// until it is dropped (then unbounded again, as for one rule evaluated alone).
+/// Not `Send`: it is this thread's.
 pub struct ReviewBudget {
-    before: u64,
+    before: (u64, u64),
+    _thread: PhantomData<*const ()>,
 }
 
 impl ReviewBudget {
     /// Starts a review's budget of `steps` steps on this thread.
     pub fn of(steps: u64) -> ReviewBudget {
-        ReviewBudget { before: REVIEW_LEFT.replace(steps) }
+        let before = (REVIEW_LEFT.replace(steps), REVIEW_LIMIT.replace(steps));
+        ReviewBudget { before, _thread: PhantomData }
     }
 
-    /// Whether the budget is spent (a rule ran out of it).
+    /// Whether the budget is spent: a rule ran out of it (or, rarely, used
+    /// it to the last step).
     pub fn spent(&self) -> bool {
         REVIEW_LEFT.get() == 0
+    }
+
+    /// The steps the review on this thread was given.
+    pub fn limit() -> u64 {
+        REVIEW_LIMIT.get()
+    }
+
+    /// Runs `f` with the reviews on this thread cut off (as if their budget
+    /// were spent) from the moment `cancelled` is set: for an evaluation
+    /// whose answer nobody waits for any longer.
+    pub fn cancelled_by<R>(cancelled: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
+        /// Puts the thread back as it was (a cut-off spends the budget).
+        struct Reset(u64);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                CANCELLED.set(None);
+                REVIEW_LEFT.set(self.0);
+            }
+        }
+        CANCELLED.set(Some(cancelled));
+        let _reset = Reset(REVIEW_LEFT.get());
+        f()
     }
 }
 
 impl Drop for ReviewBudget {
     fn drop(&mut self) {
-        REVIEW_LEFT.set(self.before);
+        REVIEW_LEFT.set(self.before.0);
+        REVIEW_LIMIT.set(self.before.1);
     }
 }
 

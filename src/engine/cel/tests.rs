@@ -136,3 +136,16 @@ fn outside_a_review_only_the_rules_own_budget_counts() {
         assert_eq!(evaluate("object.spec.items.all(i, i < 1000)"), Evaluated::Value(Value::Bool(true)));
     }
 }
+
+#[test]
+fn an_abandoned_review_stops_at_its_next_step() {
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let source = "object.spec.items.all(i, i < 1000)";
+    let result = ReviewBudget::cancelled_by(cancelled.clone(), || evaluate(source));
+    assert_eq!(result, Evaluated::Value(Value::Bool(true)));
+    cancelled.store(true, Ordering::Relaxed);
+    let result = ReviewBudget::cancelled_by(cancelled, || evaluate(source));
+    assert_eq!(result, Evaluated::CostExceeded(Limit::Review));
+    // Only within: afterwards the thread's reviews run again.
+    assert_eq!(evaluate(source), Evaluated::Value(Value::Bool(true)));
+}

@@ -21,7 +21,7 @@
 use serde::Deserialize;
 
 use crate::engine::Finding;
-use crate::engine::cel::{self, Evaluated, Evaluation, Expression, Limit, REVIEW_STEP_LIMIT, STEP_LIMIT, Session};
+use crate::engine::cel::{self, Evaluated, Evaluation, Expression, Limit, ReviewBudget, STEP_LIMIT, Session};
 use crate::engine::input::{NamespaceLabels, Operation};
 use crate::engine::object::Kind;
 
@@ -136,8 +136,9 @@ fn cost_exceeded(limit: Limit, what: &str) -> String {
              simplify the expression"
         ),
         Limit::Review => format!(
-            "the CEL rules judging this object exceeded their shared cost limit of {REVIEW_STEP_LIMIT} steps at \
-             {what}, and this rule counts as failed; simplify the costliest expressions"
+            "the CEL rules judging this object exceeded their shared cost limit of {} steps at {what}, and this \
+             rule counts as failed; simplify the costliest expressions",
+            ReviewBudget::limit()
         ),
     }
 }
@@ -345,11 +346,11 @@ mod tests {
     fn a_rule_run_after_the_reviews_budget_is_spent_fails_closed_saying_so() {
         let rule = cel(json!([{"expression": "1 + 1 == 2", "message": "m"}]));
         assert_eq!(check(&rule, &load_balancer(json!({}))), []);
-        let _review = cel::ReviewBudget::of(0);
+        let _review = cel::ReviewBudget::of(3);
         assert_eq!(
             check(&rule, &load_balancer(json!({}))),
             [Finding::Cel {
-                text: "the CEL rules judging this object exceeded their shared cost limit of 5000000 steps at \
+                text: "the CEL rules judging this object exceeded their shared cost limit of 3 steps at \
                        validation 0, and this rule counts as failed; simplify the costliest expressions"
                     .into(),
                 validation: Some(0),
