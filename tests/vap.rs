@@ -293,22 +293,20 @@ fn an_environment_by_labels_becomes_the_namespace_selector_and_exceptions_a_matc
 #[test]
 fn what_cannot_be_expressed_is_said_on_top_and_on_standard_error() {
     let dir = temp_dir("globs");
-    // `production` is the bundled Environment: namespace name globs or a label selector.
+    // `production` is the bundled Environment: namespace names and globs *or* a label selector.
     let policy = WARN_IN_STAGING
         .replace("environments: [staging]", "environments: [production]")
         .replace("    excludeEnvironments: [sandbox]\n", "")
         .replace("[kube-system]", "[kube-system, \"team-*\"]")
-        .replace("users: [alice]", "users: [alice, \"a?c\"]");
+        .replace("users: [alice]", "users: [alice, \"a?c\", \"bot-[0-9]\"]");
     std::fs::write(dir.join("p.yaml"), policy).unwrap();
     let run = vap(&[dir.join("p.yaml").to_str().unwrap()]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let notes = [
-        "match.excludeNamespaces team-*: a namespace name glob cannot be a namespaceSelector (only exact names, by \
-         the label kubernetes.io/metadata.name); those namespaces are not left out",
-        "match.environments production: namespace name globs (prod-*, *-prod, *-production) cannot be a \
-         namespaceSelector; the policy applies in every namespace",
-        "exceptions[0].users a?c: a glob other than a trailing * cannot be a match condition here; those users are \
-         not excepted",
+        "match.environments production: a namespace is in by its name or by its labels, and a namespaceSelector \
+         and match conditions cannot say \"or\"; the policy applies in every namespace",
+        "exceptions[0].users bot-[0-9]: a glob with a character class cannot be a match condition here; those \
+         users are not excepted",
     ];
     let (comments, pairs) = parse(&run.stdout);
     assert_eq!(comments, notes.map(|note| format!("# not equivalent: lb-in-staging: {note}")));
@@ -316,7 +314,7 @@ fn what_cannot_be_expressed_is_said_on_top_and_on_standard_error() {
         run.stderr,
         notes.map(|note| format!("portcullis vap: lb-in-staging: not equivalent: {note}\n")).concat()
     );
-    // What can be said still is: the exact names.
+    // What can be said still is: the exact names, the name glob and the other user globs.
     let spec = pairs[0].0.spec.as_ref().unwrap();
     assert_eq!(
         spec.match_constraints.as_ref().unwrap().namespace_selector,
@@ -325,11 +323,76 @@ fn what_cannot_be_expressed_is_said_on_top_and_on_standard_error() {
             match_labels: None,
         })
     );
+    let conditions = spec.match_conditions.as_ref().unwrap();
+    assert_eq!(conditions[0].name, "portcullis-exclude-namespaces");
+    assert_eq!(conditions[0].expression, "!(request.namespace.startsWith('team-'))");
+    assert_eq!(conditions[1].name, "portcullis-exceptions");
     assert!(
-        spec.match_conditions.as_ref().unwrap()[0]
+        conditions[1]
             .expression
-            .starts_with("!(request.userInfo.username in ['alice'] ||")
+            .starts_with("!(request.userInfo.username in ['alice'] || request.userInfo.username.matches('^a.c$') ||"),
+        "{}",
+        conditions[1].expression
     );
+}
+
+#[test]
+fn environments_by_name_glob_become_match_conditions_on_the_namespace() {
+    let dir = temp_dir("name-globs");
+    // An environment by names alone; the bundled `production` left out (its
+    // names, its globs and its labels all hold for a namespace left out).
+    let environments = "apiVersion: portcullis.dev/v1alpha1
+kind: Environment
+metadata: {name: teams}
+spec:
+  namespaces: [shared, \"team-*\", \"*-svc\"]
+";
+    std::fs::write(dir.join("environments.yaml"), environments).unwrap();
+    std::fs::copy(common::repo("policies/environments.yaml"), dir.join("production.yaml")).unwrap();
+    let policy = WARN_IN_STAGING
+        .replace("environments: [staging]", "environments: [teams]")
+        .replace("excludeEnvironments: [sandbox]", "excludeEnvironments: [production]");
+    std::fs::write(dir.join("p.yaml"), policy).unwrap();
+    let run = vap(&["lb-in-staging", "--policies", dir.to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stderr, "");
+    let (comments, pairs) = parse(&run.stdout);
+    assert_eq!(comments, [] as [String; 0]);
+    let spec = pairs[0].0.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.match_constraints.as_ref().unwrap().namespace_selector,
+        Some(LabelSelector {
+            match_expressions: Some(vec![
+                requirement("kubernetes.io/metadata.name", "NotIn", &["kube-system"]),
+                requirement("kubernetes.io/metadata.name", "NotIn", &["production", "prod"]),
+                requirement("environment", "NotIn", &["production"]),
+            ]),
+            match_labels: None,
+        })
+    );
+    let conditions: Vec<(&str, &str)> = spec
+        .match_conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|condition| (condition.name.as_str(), condition.expression.as_str()))
+        .collect();
+    assert_eq!(
+        conditions[..2],
+        [
+            (
+                "portcullis-environments",
+                "request.namespace in ['shared'] || request.namespace.startsWith('team-') || \
+                 request.namespace.endsWith('-svc')"
+            ),
+            (
+                "portcullis-exclude-environments",
+                "!(request.namespace.startsWith('prod-') || request.namespace.endsWith('-prod') || \
+                 request.namespace.endsWith('-production'))"
+            ),
+        ]
+    );
+    assert_eq!(conditions[2].0, "portcullis-exceptions");
 }
 
 #[test]

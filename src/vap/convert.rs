@@ -31,6 +31,13 @@ pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The name of the match condition that leaves out the policy's exceptions.
 pub const EXCEPTIONS_CONDITION: &str = "portcullis-exceptions";
 
+/// The names of the match conditions on `request.namespace` that say what a
+/// namespaceSelector cannot: namespaces by name glob.
+pub const NAMESPACES_CONDITION: &str = "portcullis-namespaces";
+pub const EXCLUDE_NAMESPACES_CONDITION: &str = "portcullis-exclude-namespaces";
+pub const ENVIRONMENTS_CONDITION: &str = "portcullis-environments";
+pub const EXCLUDE_ENVIRONMENTS_CONDITION: &str = "portcullis-exclude-environments";
+
 /// The versions of the Gateway API group the webhook is registered for
 /// (`manifests/webhooks/webhooks.yaml`).
 const GATEWAY_VERSIONS: &[&str] = &["v1", "v1beta1", "v1alpha2"];
@@ -66,9 +73,12 @@ pub fn export(policy: &Policy, environments: &[Environment]) -> Result<Export, S
         ..ObjectMeta::default()
     };
     let matches = policy.matches();
-    let namespace_selector = namespace_selector(policy, environments, &mut notes);
-    let match_conditions = exceptions_condition(policy.exceptions(), &mut notes)
-        .map(|expression| vec![MatchCondition { name: EXCEPTIONS_CONDITION.to_owned(), expression }]);
+    let mut conditions = Vec::new();
+    let namespace_selector = namespace_selector(policy, environments, &mut conditions, &mut notes);
+    if let Some(expression) = exceptions_condition(policy.exceptions(), &mut notes) {
+        conditions.push(MatchCondition { name: EXCEPTIONS_CONDITION.to_owned(), expression });
+    }
+    let match_conditions = (!conditions.is_empty()).then_some(conditions);
     if policy.action() == Action::Deny
         && policy.existing_violations() == ExistingViolations::Warn
         && matches.operations.contains(&Operation::Update)
@@ -219,21 +229,34 @@ fn list(items: &[String]) -> String {
 /// `match.namespaces`, `excludeNamespaces`, `environments` and
 /// `excludeEnvironments` as one namespaceSelector (its requirements all hold),
 /// where a selector can say it: label selectors, and namespace names given
-/// exactly (through the label the API server sets to a namespace's name).
-/// What it cannot say is left out (the policy applies more widely, never
-/// less), with a note.
-fn namespace_selector(policy: &Policy, environments: &[Environment], notes: &mut Vec<String>) -> Option<LabelSelector> {
+/// exactly (through the label the API server sets to a namespace's name);
+/// namespace name globs as match conditions on `request.namespace`
+/// (`conditions`). What neither can say is left out (the policy applies more
+/// widely, never less), with a note.
+fn namespace_selector(
+    policy: &Policy,
+    environments: &[Environment],
+    conditions: &mut Vec<MatchCondition>,
+    notes: &mut Vec<String>,
+) -> Option<LabelSelector> {
     let matches = policy.matches();
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     let mut expressions: Vec<LabelSelectorRequirement> = Vec::new();
+    let mut condition = |name: &str, expression: String| {
+        conditions.push(MatchCondition { name: name.to_owned(), expression });
+    };
 
     let (names, globs) = split(&matches.namespaces);
     if !globs.is_empty() {
-        notes.push(format!(
-            "match.namespaces {}: a namespace name glob cannot be a namespaceSelector (only exact names, by the label \
-             {NAME_LABEL}); the policy applies in every namespace",
-            list(&globs)
-        ));
+        let patterns: Vec<String> = matches.namespaces.patterns().map(str::to_owned).collect();
+        match namespace_condition(&patterns) {
+            Some(expression) => condition(NAMESPACES_CONDITION, expression),
+            None => notes.push(format!(
+                "match.namespaces {}: a glob with a character class cannot be a match condition here; the policy \
+                 applies in every namespace",
+                list(&globs)
+            )),
+        }
     } else if !names.is_empty() {
         expressions.push(requirement(NAME_LABEL, "In", Some(names)));
     }
@@ -243,11 +266,14 @@ fn namespace_selector(policy: &Policy, environments: &[Environment], notes: &mut
         expressions.push(requirement(NAME_LABEL, "NotIn", Some(names)));
     }
     if !globs.is_empty() {
-        notes.push(format!(
-            "match.excludeNamespaces {}: a namespace name glob cannot be a namespaceSelector (only exact names, by \
-             the label {NAME_LABEL}); those namespaces are not left out",
-            list(&globs)
-        ));
+        match namespace_condition(&globs) {
+            Some(expression) => condition(EXCLUDE_NAMESPACES_CONDITION, format!("!({expression})")),
+            None => notes.push(format!(
+                "match.excludeNamespaces {}: a glob with a character class cannot be a match condition here; those \
+                 namespaces are not left out",
+                list(&globs)
+            )),
+        }
     }
 
     // Included environments: a namespace in any of them.
@@ -262,14 +288,23 @@ fn namespace_selector(policy: &Policy, environments: &[Environment], notes: &mut
             globs.extend(patterns);
         }
         let selectors: Vec<&kube::core::Selector> = included.iter().filter_map(|env| env.selector()).collect();
-        let why = if !globs.is_empty() {
-            Some(format!("namespace name globs ({}) cannot be a namespaceSelector", list(&globs)))
-        } else if selectors.is_empty() && names.is_empty() {
+        let why = if selectors.is_empty() && names.is_empty() && globs.is_empty() {
             Some("no namespace is named".to_owned())
-        } else if selectors.is_empty() {
+        } else if selectors.is_empty() && globs.is_empty() {
             expressions.push(requirement(NAME_LABEL, "In", Some(names)));
             None
-        } else if selectors.len() == 1 && names.is_empty() {
+        } else if selectors.is_empty() {
+            let patterns: Vec<String> = names.into_iter().chain(globs.iter().cloned()).collect();
+            match namespace_condition(&patterns) {
+                Some(expression) => {
+                    condition(ENVIRONMENTS_CONDITION, expression);
+                    None
+                }
+                None => {
+                    Some(format!("a glob with a character class ({}) cannot be a match condition here", list(&globs)))
+                }
+            }
+        } else if selectors.len() == 1 && names.is_empty() && globs.is_empty() {
             for expression in selectors[0].clone() {
                 match expression {
                     Requirement::Equal(key, value) => {
@@ -279,8 +314,10 @@ fn namespace_selector(policy: &Policy, environments: &[Environment], notes: &mut
                 }
             }
             None
+        } else if selectors.len() == 1 {
+            Some("a namespace is in by its name or by its labels, and a namespaceSelector and match conditions cannot say \"or\"".to_owned())
         } else {
-            Some("a namespace is in by its name or by its labels, and a namespaceSelector cannot say \"or\"".to_owned())
+            Some("a namespace is in by the labels of one environment or another, and a namespaceSelector cannot say \"or\"".to_owned())
         };
         if let Some(why) = why {
             notes
@@ -289,19 +326,22 @@ fn namespace_selector(policy: &Policy, environments: &[Environment], notes: &mut
     }
 
     // Excluded environments: a namespace in none of them, each by name and by labels.
+    let mut excluded_globs: Vec<String> = Vec::new();
     for &index in &matches.exclude_environments {
         let env = &environments[index];
         let (names, globs) = split_patterns(env.namespace_globs());
         if !names.is_empty() {
             expressions.push(requirement(NAME_LABEL, "NotIn", Some(names)));
         }
-        if !globs.is_empty() {
+        if !globs.is_empty() && namespace_condition(&globs).is_none() {
             notes.push(format!(
-                "match.excludeEnvironments {}: namespace name globs ({}) cannot be a namespaceSelector; those \
-                 namespaces are not left out",
+                "match.excludeEnvironments {}: a glob with a character class ({}) cannot be a match condition here; \
+                 those namespaces are not left out",
                 env.name(),
                 list(&globs)
             ));
+        } else {
+            excluded_globs.extend(globs);
         }
         if let Some(selector) = env.selector() {
             let mut requirements: Vec<Requirement> = selector.clone().into_iter().collect();
@@ -319,6 +359,12 @@ fn namespace_selector(policy: &Policy, environments: &[Environment], notes: &mut
                 ));
             }
         }
+    }
+
+    if !excluded_globs.is_empty()
+        && let Some(expression) = namespace_condition(&excluded_globs)
+    {
+        condition(EXCLUDE_ENVIRONMENTS_CONDITION, format!("!({expression})"));
     }
 
     // The same requirement twice (an environment's own, and another's left out) once.
@@ -354,66 +400,122 @@ fn quoted(text: &str) -> String {
     literal
 }
 
-/// `pattern` as `Exact` (no metacharacter), `Prefix` (one `*`, at the end) or neither.
+/// A CEL condition true when `request.namespace` matches one of `patterns`
+/// (namespace globs, as `crate::engine::glob` matches them): exact names as
+/// one `in`, a lone leading or trailing `*` as `endsWith` or `startsWith`,
+/// other `*` and `?` as an RE2 `matches`; `None` for a glob with a character
+/// class (`[...]`), which is not translated.
+fn namespace_condition(patterns: &[String]) -> Option<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut terms: Vec<String> = Vec::new();
+    for pattern in patterns {
+        if pattern.contains(['[', ']']) {
+            return None;
+        }
+        let (stars, marks) = (pattern.matches('*').count(), pattern.matches('?').count());
+        if stars == 0 && marks == 0 {
+            names.push(quoted(pattern));
+        } else if marks == 0 && stars == 1 && pattern.ends_with('*') {
+            terms.push(format!("request.namespace.startsWith({})", quoted(&pattern[..pattern.len() - 1])));
+        } else if marks == 0 && stars == 1 && pattern.starts_with('*') {
+            terms.push(format!("request.namespace.endsWith({})", quoted(&pattern[1..])));
+        } else {
+            terms.push(format!("request.namespace.matches({})", quoted(&glob_regex(pattern))));
+        }
+    }
+    if !names.is_empty() {
+        terms.insert(0, format!("request.namespace in [{}]", names.join(", ")));
+    }
+    Some(terms.join(" || "))
+}
+
+/// A glob of `*` and `?` as an anchored RE2 expression.
+fn glob_regex(glob: &str) -> String {
+    let mut regex = String::from("^");
+    for character in glob.chars() {
+        match character {
+            '*' => regex.push_str(".*"),
+            '?' => regex.push('.'),
+            character if "\\.+()|{}^$[]".contains(character) => {
+                regex.push('\\');
+                regex.push(character);
+            }
+            character => regex.push(character),
+        }
+    }
+    regex.push('$');
+    regex
+}
+
+/// `pattern` as `Exact` (no metacharacter), `Prefix` (one `*`, at the end),
+/// `Regex` (other `*` and `?`), or neither (a character class).
 enum Pattern {
     Exact(String),
     Prefix(String),
+    Regex(String),
 }
 
 fn pattern(glob: &str) -> Option<Pattern> {
     match glob.strip_suffix('*') {
-        _ if !glob.contains(['*', '?', '[']) => Some(Pattern::Exact(glob.to_owned())),
-        Some(prefix) if !prefix.contains(['*', '?', '[']) => Some(Pattern::Prefix(prefix.to_owned())),
-        _ => None,
+        _ if glob.contains(['[', ']']) => None,
+        _ if !glob.contains(['*', '?']) => Some(Pattern::Exact(glob.to_owned())),
+        Some(prefix) if !prefix.contains(['*', '?']) => Some(Pattern::Prefix(prefix.to_owned())),
+        _ => Some(Pattern::Regex(glob_regex(glob))),
     }
 }
 
 /// The match condition that skips the users the exceptions let bypass the
-/// policy: exact names, and globs whose one `*` is at the end (`ops/*`);
-/// another glob is left out (those users are not excepted), with a note.
+/// policy: exact names, globs whose one `*` is at the end (`ops/*`) as
+/// `startsWith`, other `*` and `?` globs as `matches`; a glob with a
+/// character class is left out (those users are not excepted), with a note.
 fn exceptions_condition(exceptions: &[Exception], notes: &mut Vec<String>) -> Option<String> {
     let mut usernames: Vec<String> = Vec::new();
     let mut terms: Vec<String> = Vec::new();
     let mut groups: Vec<String> = Vec::new();
     let mut left_out: Vec<String> = Vec::new();
     for (index, exception) in exceptions.iter().enumerate() {
+        let username = |pattern: Pattern, usernames: &mut Vec<String>, terms: &mut Vec<String>| match pattern {
+            Pattern::Exact(name) => usernames.push(name),
+            Pattern::Prefix(prefix) => terms.push(format!("request.userInfo.username.startsWith({})", quoted(&prefix))),
+            Pattern::Regex(regex) => terms.push(format!("request.userInfo.username.matches({})", quoted(&regex))),
+        };
         for user in exception.users.patterns() {
             match pattern(user) {
-                Some(Pattern::Exact(name)) => usernames.push(name),
-                Some(Pattern::Prefix(prefix)) => {
-                    terms.push(format!("request.userInfo.username.startsWith({})", quoted(&prefix)))
-                }
+                Some(pattern) => username(pattern, &mut usernames, &mut terms),
                 None => left_out.push(format!("exceptions[{index}].users {user}")),
             }
         }
         for group in exception.groups.patterns() {
-            match pattern(group) {
-                Some(Pattern::Exact(name)) => groups.push(name),
-                Some(Pattern::Prefix(prefix)) => terms.push(format!(
-                    "(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g.startsWith({})))",
-                    quoted(&prefix)
-                )),
-                None => left_out.push(format!("exceptions[{index}].groups {group}")),
-            }
+            let test = match pattern(group) {
+                Some(Pattern::Exact(name)) => {
+                    groups.push(name);
+                    continue;
+                }
+                Some(Pattern::Prefix(prefix)) => format!("g.startsWith({})", quoted(&prefix)),
+                Some(Pattern::Regex(regex)) => format!("g.matches({})", quoted(&regex)),
+                None => {
+                    left_out.push(format!("exceptions[{index}].groups {group}"));
+                    continue;
+                }
+            };
+            terms.push(format!("(has(request.userInfo.groups) && request.userInfo.groups.exists(g, {test}))"));
         }
         for account in exception.service_accounts.patterns() {
-            // `namespace/name`: the username `system:serviceaccount:namespace:name`.
-            let username = account
+            // `namespace/name`: the username `system:serviceaccount:namespace:name`
+            // (neither part can hold `/` or `:`, so a `*` cannot cross them).
+            let glob = account
                 .split_once('/')
-                .filter(|(namespace, name)| !namespace.contains(['*', '?', '[', ':']) && !name.contains('/'))
+                .filter(|(namespace, name)| !namespace.contains(':') && !name.contains(['/', ':']))
                 .map(|(namespace, name)| format!("system:serviceaccount:{namespace}:{name}"));
-            match username.as_deref().map(pattern) {
-                Some(Some(Pattern::Exact(name))) => usernames.push(name),
-                Some(Some(Pattern::Prefix(prefix))) => {
-                    terms.push(format!("request.userInfo.username.startsWith({})", quoted(&prefix)))
-                }
-                _ => left_out.push(format!("exceptions[{index}].serviceAccounts {account}")),
+            match glob.as_deref().and_then(pattern) {
+                Some(pattern) => username(pattern, &mut usernames, &mut terms),
+                None => left_out.push(format!("exceptions[{index}].serviceAccounts {account}")),
             }
         }
     }
     if !left_out.is_empty() {
         notes.push(format!(
-            "{}: a glob other than a trailing * cannot be a match condition here; those users are not excepted",
+            "{}: a glob with a character class cannot be a match condition here; those users are not excepted",
             list(&left_out)
         ));
     }
@@ -438,6 +540,45 @@ mod tests {
 
     fn globs(patterns: &[&str]) -> Globs {
         Globs::new(patterns).unwrap()
+    }
+
+    #[test]
+    fn a_namespace_condition_matches_what_the_globs_match() {
+        use crate::engine::cel::{Evaluated, Evaluation, Expression, map, string};
+        use kube_cel::cel::Value;
+        let patterns = ["production", "prod", "prod-*", "*-prod", "*-production", "team-?-db", "a.b*c", "x+y"];
+        let expression = namespace_condition(&patterns.map(str::to_owned)).unwrap();
+        assert_eq!(
+            expression,
+            r"request.namespace in ['production', 'prod', 'x+y'] || request.namespace.startsWith('prod-') || request.namespace.endsWith('-prod') || request.namespace.endsWith('-production') || request.namespace.matches('^team-.-db$') || request.namespace.matches('^a\\.b.*c$')"
+        );
+        let compiled = Expression::compile(&expression).unwrap();
+        let globs = Globs::new(&patterns).unwrap();
+        let candidates = [
+            "production",
+            "prod",
+            "prod-eu",
+            "prod-",
+            "eu-prod",
+            "preprod",
+            "eu-production",
+            "team-a-db",
+            "team-ab-db",
+            "a.bxc",
+            "aXbxc",
+            "x+y",
+            "xxy",
+            "default",
+            "",
+            "prodx",
+        ];
+        for namespace in candidates {
+            let request = map([("namespace", string(namespace))]);
+            let evaluated = Evaluation::new(Value::Null, Value::Null, request, Value::Null)
+                .run(|session| session.evaluate(&compiled));
+            assert_eq!(evaluated, Evaluated::Value(Value::Bool(globs.matches(namespace))), "{namespace:?}");
+        }
+        assert_eq!(namespace_condition(&["team-[ab]".to_owned()]), None);
     }
 
     #[test]
@@ -466,26 +607,55 @@ mod tests {
     }
 
     #[test]
-    fn exceptions_become_one_match_condition_and_other_globs_a_note() {
+    fn exceptions_become_one_match_condition_and_character_classes_a_note() {
         let exception = Exception {
-            users: globs(&["alice", "ci-*", "o'brien", "a?c"]),
-            groups: globs(&["platform-admins", "team-*"]),
+            users: globs(&["alice", "ci-*", "o'brien", "a?c", "bot-[0-9]"]),
+            groups: globs(&["platform-admins", "team-*", "*-admins"]),
             service_accounts: globs(&["ops/deployer", "ops/*", "*/x"]),
         };
         let mut notes = Vec::new();
+        let expression = exceptions_condition(std::slice::from_ref(&exception), &mut notes).unwrap();
         assert_eq!(
-            exceptions_condition(&[exception], &mut notes).unwrap(),
+            expression,
             "!(request.userInfo.username in ['alice', 'o\\'brien', 'system:serviceaccount:ops:deployer'] \
              || request.userInfo.username.startsWith('ci-') \
+             || request.userInfo.username.matches('^a.c$') \
              || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g.startsWith('team-'))) \
+             || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g.matches('^.*-admins$'))) \
              || request.userInfo.username.startsWith('system:serviceaccount:ops:') \
+             || request.userInfo.username.matches('^system:serviceaccount:.*:x$') \
              || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in ['platform-admins'])))"
         );
         assert_eq!(
             notes,
-            ["exceptions[0].users a?c, exceptions[0].serviceAccounts */x: a glob other than a trailing * cannot be a \
-              match condition here; those users are not excepted"]
+            ["exceptions[0].users bot-[0-9]: a glob with a character class cannot be a match condition here; those \
+              users are not excepted"]
         );
+        // The condition skips exactly the users the exception lets through.
+        use crate::engine::cel::{Evaluated, Evaluation, Expression, map, string};
+        use kube_cel::cel::Value;
+        let compiled = Expression::compile(&expression).unwrap();
+        let users: [(&str, &[&str]); 8] = [
+            ("alice", &[]),
+            ("abc", &[]),
+            ("ci-runner", &[]),
+            ("mallory", &["team-a"]),
+            ("mallory", &["cluster-admins"]),
+            ("system:serviceaccount:ci:x", &[]),
+            ("system:serviceaccount:ops:anything", &[]),
+            ("mallory", &["admins"]),
+        ];
+        for (user, groups) in users {
+            let listed = Value::List(std::sync::Arc::new(groups.iter().map(|g| string(g)).collect()));
+            let request = map([("userInfo", map([("username", string(user)), ("groups", listed)]))]);
+            let evaluated = Evaluation::new(Value::Null, Value::Null, request, Value::Null)
+                .run(|session| session.evaluate(&compiled));
+            let account = user.strip_prefix("system:serviceaccount:").map(|rest| rest.replacen(':', "/", 1));
+            let excepted = exception.users.matches(user)
+                || groups.iter().any(|group| exception.groups.matches(group))
+                || account.is_some_and(|account| exception.service_accounts.matches(&account));
+            assert_eq!(evaluated, Evaluated::Value(Value::Bool(!excepted)), "{user} {groups:?}");
+        }
         let mut notes = Vec::new();
         assert_eq!(exceptions_condition(&[], &mut notes), None);
         assert!(notes.is_empty());
