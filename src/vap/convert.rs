@@ -315,9 +315,17 @@ fn namespace_selector(
             }
             None
         } else if selectors.len() == 1 {
-            Some("a namespace is in by its name or by its labels, and a namespaceSelector and match conditions cannot say \"or\"".to_owned())
+            Some(
+                "a namespace is in by its name or by its labels, and a namespaceSelector and match conditions \
+                 cannot say \"or\""
+                    .to_owned(),
+            )
         } else {
-            Some("a namespace is in by the labels of one environment or another, and a namespaceSelector cannot say \"or\"".to_owned())
+            Some(
+                "a namespace is in by the labels of one environment or another, and a namespaceSelector cannot say \
+                 \"or\""
+                    .to_owned(),
+            )
         };
         if let Some(why) = why {
             notes
