@@ -409,26 +409,15 @@ fn quoted(text: &str) -> String {
 }
 
 /// A CEL condition true when `request.namespace` matches one of `patterns`
-/// (namespace globs, as `crate::engine::glob` matches them): exact names as
-/// one `in`, a lone leading or trailing `*` as `endsWith` or `startsWith`,
-/// other `*` and `?` as an RE2 `matches`; `None` for a glob with a character
-/// class (`[...]`), which is not translated.
+/// (namespace globs, as `crate::engine::glob` matches them; see [`pattern`]),
+/// exact names as one `in`; `None` when a glob has a character class.
 fn namespace_condition(patterns: &[String]) -> Option<String> {
     let mut names: Vec<String> = Vec::new();
     let mut terms: Vec<String> = Vec::new();
-    for pattern in patterns {
-        if pattern.contains(['[', ']']) {
-            return None;
-        }
-        let (stars, marks) = (pattern.matches('*').count(), pattern.matches('?').count());
-        if stars == 0 && marks == 0 {
-            names.push(quoted(pattern));
-        } else if marks == 0 && stars == 1 && pattern.ends_with('*') {
-            terms.push(format!("request.namespace.startsWith({})", quoted(&pattern[..pattern.len() - 1])));
-        } else if marks == 0 && stars == 1 && pattern.starts_with('*') {
-            terms.push(format!("request.namespace.endsWith({})", quoted(&pattern[1..])));
-        } else {
-            terms.push(format!("request.namespace.matches({})", quoted(&glob_regex(pattern))));
+    for glob in patterns {
+        match pattern(glob)? {
+            Pattern::Exact(name) => names.push(quoted(&name)),
+            other => terms.push(other.test("request.namespace")),
         }
     }
     if !names.is_empty() {
@@ -455,27 +444,45 @@ fn glob_regex(glob: &str) -> String {
     regex
 }
 
-/// `pattern` as `Exact` (no metacharacter), `Prefix` (one `*`, at the end),
-/// `Regex` (other `*` and `?`), or neither (a character class).
+/// A glob as `Exact` (no metacharacter), `Prefix` or `Suffix` (one `*`, at
+/// the end or the start), or `Regex` (other `*` and `?`); `None` for a glob
+/// with a character class (`[...]`), which is not translated.
 enum Pattern {
     Exact(String),
     Prefix(String),
+    Suffix(String),
     Regex(String),
 }
 
 fn pattern(glob: &str) -> Option<Pattern> {
-    match glob.strip_suffix('*') {
-        _ if glob.contains(['[', ']']) => None,
-        _ if !glob.contains(['*', '?']) => Some(Pattern::Exact(glob.to_owned())),
-        Some(prefix) if !prefix.contains(['*', '?']) => Some(Pattern::Prefix(prefix.to_owned())),
-        _ => Some(Pattern::Regex(glob_regex(glob))),
+    if glob.contains(['[', ']']) {
+        return None;
+    }
+    let (stars, marks) = (glob.matches('*').count(), glob.matches('?').count());
+    Some(match (stars, marks) {
+        (0, 0) => Pattern::Exact(glob.to_owned()),
+        (1, 0) if glob.ends_with('*') => Pattern::Prefix(glob[..glob.len() - 1].to_owned()),
+        (1, 0) if glob.starts_with('*') => Pattern::Suffix(glob[1..].to_owned()),
+        _ => Pattern::Regex(glob_regex(glob)),
+    })
+}
+
+impl Pattern {
+    /// The CEL test of the string expression `subject` against the pattern.
+    fn test(&self, subject: &str) -> String {
+        match self {
+            Pattern::Exact(name) => format!("{subject} == {}", quoted(name)),
+            Pattern::Prefix(prefix) => format!("{subject}.startsWith({})", quoted(prefix)),
+            Pattern::Suffix(suffix) => format!("{subject}.endsWith({})", quoted(suffix)),
+            Pattern::Regex(regex) => format!("{subject}.matches({})", quoted(regex)),
+        }
     }
 }
 
 /// The match condition that skips the users the exceptions let bypass the
-/// policy: exact names, globs whose one `*` is at the end (`ops/*`) as
-/// `startsWith`, other `*` and `?` globs as `matches`; a glob with a
-/// character class is left out (those users are not excepted), with a note.
+/// policy: exact names, and globs as [`pattern`] translates them (`ops/*` as
+/// `startsWith`); a glob with a character class is left out (those users are
+/// not excepted), with a note.
 fn exceptions_condition(exceptions: &[Exception], notes: &mut Vec<String>) -> Option<String> {
     let mut usernames: Vec<String> = Vec::new();
     let mut terms: Vec<String> = Vec::new();
@@ -484,8 +491,7 @@ fn exceptions_condition(exceptions: &[Exception], notes: &mut Vec<String>) -> Op
     for (index, exception) in exceptions.iter().enumerate() {
         let username = |pattern: Pattern, usernames: &mut Vec<String>, terms: &mut Vec<String>| match pattern {
             Pattern::Exact(name) => usernames.push(name),
-            Pattern::Prefix(prefix) => terms.push(format!("request.userInfo.username.startsWith({})", quoted(&prefix))),
-            Pattern::Regex(regex) => terms.push(format!("request.userInfo.username.matches({})", quoted(&regex))),
+            other => terms.push(other.test("request.userInfo.username")),
         };
         for user in exception.users.patterns() {
             match pattern(user) {
@@ -494,19 +500,14 @@ fn exceptions_condition(exceptions: &[Exception], notes: &mut Vec<String>) -> Op
             }
         }
         for group in exception.groups.patterns() {
-            let test = match pattern(group) {
-                Some(Pattern::Exact(name)) => {
-                    groups.push(name);
-                    continue;
-                }
-                Some(Pattern::Prefix(prefix)) => format!("g.startsWith({})", quoted(&prefix)),
-                Some(Pattern::Regex(regex)) => format!("g.matches({})", quoted(&regex)),
-                None => {
-                    left_out.push(format!("exceptions[{index}].groups {group}"));
-                    continue;
-                }
-            };
-            terms.push(format!("(has(request.userInfo.groups) && request.userInfo.groups.exists(g, {test}))"));
+            match pattern(group) {
+                Some(Pattern::Exact(name)) => groups.push(name),
+                Some(other) => terms.push(format!(
+                    "(has(request.userInfo.groups) && request.userInfo.groups.exists(g, {}))",
+                    other.test("g")
+                )),
+                None => left_out.push(format!("exceptions[{index}].groups {group}")),
+            }
         }
         for account in exception.service_accounts.patterns() {
             // `namespace/name`: the username `system:serviceaccount:namespace:name`
@@ -629,7 +630,7 @@ mod tests {
              || request.userInfo.username.startsWith('ci-') \
              || request.userInfo.username.matches('^a.c$') \
              || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g.startsWith('team-'))) \
-             || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g.matches('^.*-admins$'))) \
+             || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g.endsWith('-admins'))) \
              || request.userInfo.username.startsWith('system:serviceaccount:ops:') \
              || request.userInfo.username.matches('^system:serviceaccount:.*:x$') \
              || (has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in ['platform-admins'])))"
